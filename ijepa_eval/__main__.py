@@ -1,0 +1,3 @@
+from ijepa_eval.cli import main
+
+main()

@@ -1,0 +1,19 @@
+"""Errors that are the user's to fix.
+
+A `UserError` carries one line that says what is wrong and what to do. The CLI prints it without
+a traceback (``--debug`` shows one); library callers can catch it like any exception.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input (a path, a spec, a file), not a bug in ijepa-eval."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be read, is unsafe, or does not fit the model."""
+
+
+class DataError(UserError):
+    """A dataset that is missing, malformed, or does not match its description."""

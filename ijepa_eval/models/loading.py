@@ -1,0 +1,248 @@
+"""``load_encoder``: a checkpoint spec in, a ready encoder that says what it is out."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from ijepa_eval.errors import CheckpointError, UserError
+from ijepa_eval.hashing import sha256_file
+from ijepa_eval.models.arch import VitArch, infer_arch
+from ijepa_eval.models.info import EncoderInfo
+from ijepa_eval.models.sources import (
+    ENCODER_NETWORKS,
+    UNLABELLED,
+    Checkpoint,
+    open_checkpoint,
+)
+from ijepa_eval.models.vit import Encoder, resample_pos_embed
+from ijepa_eval.preprocess import Preprocess
+
+
+class SourceWarning(UserWarning):
+    """Something about a checkpoint the user should know (context encoder, 0.5 normalisation)."""
+
+
+def load_encoder(
+    spec: str | os.PathLike[str],
+    which: str | None = None,
+    *,
+    heads: int | None = None,
+    img_size: int | None = None,
+    preprocess: Preprocess | Mapping[str, Any] | None = None,
+    source_norm: bool = False,
+) -> Encoder:
+    """Load an I-JEPA encoder from any supported source, in eval mode on the CPU.
+
+    Args:
+        spec: a native ``.pth.tar``/``.pth``/``.pt`` file, a bare state dict, an HF model
+            directory, a Hub id (``facebook/ijepa_vith14_1k``), ``timm:<name>.<tag>`` or a
+            registry name (``ijepa-eval models``).
+        which: ``"target_encoder"`` (the default where present: the paper's choice) or
+            ``"encoder"`` (the context encoder).
+        heads: attention heads, for widths outside the standard I-JEPA table.
+        img_size: evaluation resolution; the position embedding is resized (bicubic) if it
+            differs from the checkpoint's.
+        preprocess: overrides of the default `Preprocess` (fields or a whole object).
+        source_norm: use the normalisation the source declares instead of I-JEPA's ImageNet one.
+    """
+    checkpoint = open_checkpoint(spec)
+    network, state = _choose_network(checkpoint, which)
+    info, arch = _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)
+    encoder = _build(arch, info.resolution, state, checkpoint)
+    encoder.info = info
+    encoder.preprocess = _preprocess_from(info)
+    for message in info.warnings:
+        warnings.warn(message, SourceWarning, stacklevel=2)
+    return encoder
+
+
+def inspect_checkpoint(
+    spec: str | os.PathLike[str],
+    which: str | None = None,
+    *,
+    heads: int | None = None,
+    img_size: int | None = None,
+    preprocess: Preprocess | Mapping[str, Any] | None = None,
+    source_norm: bool = False,
+) -> EncoderInfo:
+    """What `load_encoder` would load, without building the model (for ``ijepa-eval info``)."""
+    checkpoint = open_checkpoint(spec)
+    network, state = _choose_network(checkpoint, which)
+    return _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)[0]
+
+
+def _choose_network(checkpoint: Checkpoint, which: str | None) -> tuple[str, dict]:
+    present = checkpoint.networks
+    if which is not None and which not in ENCODER_NETWORKS:
+        raise UserError(f"which must be 'target_encoder' or 'encoder', not {which!r}")
+    if UNLABELLED in present:
+        if which is not None:
+            checkpoint.notes.append(
+                f"{checkpoint.path.name} is a bare state dict that does not say which network it "
+                f"is; loaded as given (which={which!r} could not be checked)"
+            )
+        return UNLABELLED, present[UNLABELLED]
+    if which is None:
+        which = next(n for n in ENCODER_NETWORKS if n in present)
+        if which == "encoder" and checkpoint.source_format == "native":
+            checkpoint.notes.append(
+                "this checkpoint holds only the context encoder ('encoder'); the paper evaluates "
+                "the target encoder"
+            )
+        if which == "target_encoder" and checkpoint.source_format == "timm":
+            checkpoint.notes.append(
+                "timm.create_model(pretrained=True) loads the context encoder of this file; "
+                "ijepa-eval defaults to the target encoder the paper evaluates "
+                "(which='encoder' to match timm)"
+            )
+    if which not in present:
+        held = ", ".join(present)
+        raise CheckpointError(
+            f"{checkpoint.spec} holds no {which} (it has: {held}); choose --which "
+            f"{next(iter(present))} or use a native checkpoint that has both"
+        )
+    return which, present[which]
+
+
+def _describe(
+    checkpoint: Checkpoint,
+    network: str,
+    state: dict,
+    heads: int | None,
+    img_size: int | None,
+    preprocess: Preprocess | Mapping[str, Any] | None,
+    source_norm: bool,
+) -> tuple[EncoderInfo, VitArch]:
+    arch = _arch(checkpoint, state, heads)
+    resolution = img_size or arch.resolution
+    if resolution % arch.patch_size:
+        raise UserError(
+            f"image size {resolution} is not a multiple of the patch size {arch.patch_size}"
+        )
+    notes = list(checkpoint.notes)
+    if resolution != arch.resolution:
+        notes.append(
+            f"position embedding resized from {arch.grid}×{arch.grid} to "
+            f"{resolution // arch.patch_size}×{resolution // arch.patch_size} patches (bicubic): "
+            f"evaluating at {resolution}px, trained at {arch.resolution}px"
+        )
+    prep, norm_note = _preprocess(checkpoint, resolution, preprocess, source_norm)
+    notes += [norm_note] if norm_note else []
+    entry = checkpoint.registry_entry
+    info = EncoderInfo(
+        spec=checkpoint.spec,
+        source_format=checkpoint.source_format,
+        path=str(checkpoint.path.resolve()),
+        sha256=sha256_file(checkpoint.path),
+        networks_present=list(checkpoint.networks) + checkpoint.others,
+        network=network,
+        arch=arch.name,
+        embed_dim=arch.embed_dim,
+        depth=arch.depth,
+        num_heads=arch.num_heads,
+        mlp_hidden=arch.mlp_hidden,
+        patch_size=arch.patch_size,
+        resolution=resolution,
+        checkpoint_resolution=arch.resolution,
+        num_params=sum(t.numel() for t in state.values()),
+        preprocess=prep.to_dict(),
+        epoch=checkpoint.epoch,
+        registry_name=entry.name if entry else None,
+        declared_normalization=checkpoint.declared_normalization,
+        warnings=notes,
+    )
+    if entry and entry.sha256 and entry.sha256 != info.sha256:
+        raise CheckpointError(
+            f"{checkpoint.path}: sha256 {info.sha256} differs from the registry's {entry.sha256}"
+        )
+    return info, arch
+
+
+def _arch(checkpoint: Checkpoint, state: dict, heads: int | None) -> VitArch:
+    if "cls_token" in state or "reg_token" in state:
+        raise CheckpointError(
+            f"{checkpoint.path} has a class/register token: not an I-JEPA-style encoder"
+        )
+    config = checkpoint.config
+    if config is None:
+        return infer_arch(state, heads)
+    arch = infer_arch(state, heads or config.get("num_attention_heads"))
+    return replace(
+        arch,
+        norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+        qkv_bias=bool(config.get("qkv_bias", True)),
+    )
+
+
+def _preprocess(
+    checkpoint: Checkpoint,
+    resolution: int,
+    overrides: Preprocess | Mapping[str, Any] | None,
+    source_norm: bool,
+) -> tuple[Preprocess, str | None]:
+    if isinstance(overrides, Preprocess):
+        base = overrides.with_overrides(img_size=resolution)
+    else:
+        base = Preprocess().with_overrides(**{"img_size": resolution, **(overrides or {})})
+    declared = checkpoint.declared_normalization
+    if declared is None or _same_norm(declared, base):
+        return base, None
+    if source_norm:
+        return base.with_overrides(mean=declared["mean"], std=declared["std"]), (
+            f"using the source's normalisation mean={declared['mean']} std={declared['std']} "
+            "(source_norm), not the ImageNet statistics I-JEPA was trained with"
+        )
+    return base, (
+        f"the source declares mean={declared['mean']} std={declared['std']} "
+        f"({declared['from']}); keeping I-JEPA's training normalisation mean={list(base.mean)} "
+        f"std={list(base.std)} (source_norm / --source-norm to use the source's)"
+    )
+
+
+def _same_norm(declared: Mapping[str, Any], prep: Preprocess) -> bool:
+    close = lambda a, b: all(abs(x - y) < 1e-6 for x, y in zip(a, b, strict=True))  # noqa: E731
+    return close(declared["mean"], prep.mean) and close(declared["std"], prep.std)
+
+
+def _preprocess_from(info: EncoderInfo) -> Preprocess:
+    fields = {k: v for k, v in info.preprocess.items() if k != "resize_size"}
+    return Preprocess(**{**fields, "mean": tuple(fields["mean"]), "std": tuple(fields["std"])})
+
+
+def _build(arch: VitArch, resolution: int, state: dict, checkpoint: Checkpoint) -> Encoder:
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    grid = resolution // arch.patch_size
+    if "pos_embed" in state and grid != arch.grid:
+        state["pos_embed"] = resample_pos_embed(state["pos_embed"], grid)
+    with torch.device("meta"):
+        encoder = Encoder(arch, img_size=resolution)
+    _check_keys(encoder, state, checkpoint)
+    encoder.load_state_dict(state, strict=True, assign=True)
+    encoder.pos_embed.requires_grad_(False)
+    return encoder.eval()
+
+
+def _check_keys(encoder: Encoder, state: dict, checkpoint: Checkpoint) -> None:
+    expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {expected[k]}"
+        for k in sorted(set(expected) & set(state))
+        if tuple(state[k].shape) != expected[k]
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+        if keys:
+            more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
+            problems.append(f"{label}: {', '.join(keys[:5])}{more}")
+    if problems:
+        raise CheckpointError(
+            f"{checkpoint.path} does not fit an I-JEPA ViT ({'; '.join(problems)})"
+        )

@@ -1,0 +1,100 @@
+"""The registry of known checkpoints (``checkpoints/registry.yaml``).
+
+Entries are data, like timm's pretrained configs: where the weights live and what they are,
+never how to build the model. Users add their own entries without forking by listing extra YAML
+files in ``IJEPA_EVAL_REGISTRY`` (``os.pathsep``-separated); a name defined twice is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ijepa_eval.errors import UserError
+from ijepa_eval.paths import resource_path
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    source: Literal["native", "hub"]
+    arch: str
+    patch_size: int
+    resolution: int
+    pretrain_data: str
+    epochs: int
+    networks: tuple[str, ...]
+    license: str
+    url: str | None = None
+    hub_id: str | None = None
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def filename(self) -> str | None:
+        return self.url.rsplit("/", 1)[-1] if self.url else None
+
+
+def registry_files() -> list[Path]:
+    extra = os.environ.get("IJEPA_EVAL_REGISTRY", "")
+    return [resource_path("checkpoints/registry.yaml")] + [
+        Path(p).expanduser() for p in extra.split(os.pathsep) if p
+    ]
+
+
+def load_registry() -> dict[str, RegistryEntry]:
+    entries: dict[str, RegistryEntry] = {}
+    for path in registry_files():
+        for name, raw in _read(path).items():
+            if name in entries:
+                raise UserError(f"checkpoint name {name!r} is defined twice (again in {path})")
+            entries[name] = _entry(name, raw, path)
+    return entries
+
+
+def lookup(spec: str) -> RegistryEntry | None:
+    """The entry named ``spec``, or whose download file name is ``spec``; None if neither."""
+    entries = load_registry()
+    if spec in entries:
+        return entries[spec]
+    return next((e for e in entries.values() if e.filename == spec), None)
+
+
+def suggest(spec: str) -> list[str]:
+    names = list(load_registry())
+    return difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read checkpoint registry {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UserError(f"checkpoint registry {path} is not valid YAML: {exc}") from exc
+    checkpoints = (data or {}).get("checkpoints") if isinstance(data, dict) else None
+    if not isinstance(checkpoints, dict):
+        raise UserError(f"checkpoint registry {path} has no 'checkpoints:' mapping")
+    return checkpoints
+
+
+def _entry(name: str, raw: Any, path: Path) -> RegistryEntry:
+    known = set(RegistryEntry.__dataclass_fields__) - {"name", "extra"}
+    if not isinstance(raw, dict):
+        raise UserError(f"registry entry {name!r} in {path} is not a mapping")
+    try:
+        fields = {k: v for k, v in raw.items() if k in known}
+        fields["networks"] = tuple(fields.get("networks", ()))
+        entry = RegistryEntry(
+            name=name, **fields, extra={k: v for k, v in raw.items() if k not in known}
+        )
+    except TypeError as exc:
+        raise UserError(f"registry entry {name!r} in {path} is incomplete: {exc}") from exc
+    if entry.source not in ("native", "hub") or not (entry.url or entry.hub_id):
+        raise UserError(f"registry entry {name!r} in {path} needs source native+url or hub+hub_id")
+    return entry

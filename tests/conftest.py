@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests never reach the network and never touch the user's caches."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from helpers import OFFICIAL  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test gets its own ijepa-eval cache and Hugging Face Hub cache."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("IJEPA_EVAL_CACHE", str(root / "ijepa-eval"))
+    monkeypatch.delenv("IJEPA_EVAL_REGISTRY", raising=False)
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(root / "hf-hub"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    yield root
+
+
+@pytest.fixture(scope="session")
+def official_ckpt() -> Path:
+    return OFFICIAL / "tiny-vit-p8-32px.pth.tar"
+
+
+@pytest.fixture(scope="session")
+def official_input() -> torch.Tensor:
+    return torch.from_numpy(np.load(OFFICIAL / "input.npy"))

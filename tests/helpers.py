@@ -1,0 +1,53 @@
+"""Helpers shared by tests: the official reference outputs and small HF reference models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OFFICIAL = Path(__file__).parent / "fixtures" / "official-ijepa"
+
+
+def reference(name: str) -> torch.Tensor:
+    """A reference output of the official I-JEPA code (see tests/fixtures/official-ijepa)."""
+    return torch.from_numpy(np.load(OFFICIAL / f"{name}.npy"))
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a.float() - b.float()).abs().max().item()
+
+
+def save_random_ijepa(
+    out: Path,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    mlp: int = 160,
+    image: int = 32,
+    patch: int = 8,
+    eps: float = 1e-6,
+    seed: int = 0,
+):
+    """Save a random-init IJepaModel to ``out`` and return it (eval mode, fp32)."""
+    from transformers import IJepaConfig, IJepaModel
+
+    torch.manual_seed(seed)
+    config = IJepaConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        image_size=image,
+        patch_size=patch,
+        layer_norm_eps=eps,
+    )
+    model = IJepaModel(config).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so a mapping slip cannot hide
+        for name, p in model.named_parameters():
+            if "layernorm" in name or name.endswith("bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(out)
+    return model
