@@ -89,8 +89,10 @@ def save_native(encoder: Encoder, out: Path) -> None:
     info = encoder.info
     assert info is not None, "save_native needs an encoder made by load_encoder"
     state = {f"module.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
-    payload: dict = state if info.network == UNLABELLED else {info.network: state}
-    if info.epoch is not None and info.network != UNLABELLED:
-        payload["epoch"] = info.epoch
+    if info.network == UNLABELLED:
+        payload: dict = state
+    else:
+        ours = {"arch": encoder.arch.to_dict(), "source_sha256": info.sha256}
+        payload = {info.network: state, "epoch": info.epoch, "ijepa_eval": ours}
     with atomic.atomic_path(out) as tmp:
         torch.save(payload, tmp)

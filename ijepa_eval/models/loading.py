@@ -54,7 +54,10 @@ def load_encoder(
     checkpoint = open_checkpoint(spec)
     network, state = _choose_network(checkpoint, which)
     info, arch = _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)
-    encoder = _build(arch, info.resolution, state, checkpoint)
+    encoder, state = _fit(arch, info.resolution, state, checkpoint)
+    encoder.load_state_dict(state, strict=True, assign=True)
+    encoder.pos_embed.requires_grad_(False)
+    encoder.eval()
     encoder.info = info
     encoder.preprocess = _preprocess_from(info)
     for message in info.warnings:
@@ -74,7 +77,9 @@ def inspect_checkpoint(
     """What `load_encoder` would load, without building the model (for ``ijepa-eval info``)."""
     checkpoint = open_checkpoint(spec)
     network, state = _choose_network(checkpoint, which)
-    return _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)[0]
+    info, arch = _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)
+    _fit(arch, info.resolution, state, checkpoint)  # the weights must fit, or info says nothing
+    return info
 
 
 def _choose_network(checkpoint: Checkpoint, which: str | None) -> tuple[str, dict]:
@@ -169,14 +174,12 @@ def _arch(checkpoint: Checkpoint, state: dict, heads: int | None) -> VitArch:
         raise CheckpointError(
             f"{checkpoint.path} has a class/register token: not an I-JEPA-style encoder"
         )
-    config = checkpoint.config
-    if config is None:
-        return infer_arch(state, heads)
-    arch = infer_arch(state, heads or config.get("num_attention_heads"))
+    hints = checkpoint.arch_hints
+    arch = infer_arch(state, heads or hints.get("num_heads"))
     return replace(
         arch,
-        norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-        qkv_bias=bool(config.get("qkv_bias", True)),
+        norm_eps=float(hints.get("norm_eps", arch.norm_eps)),
+        qkv_bias=bool(hints.get("qkv_bias", arch.qkv_bias)),
     )
 
 
@@ -215,7 +218,10 @@ def _preprocess_from(info: EncoderInfo) -> Preprocess:
     return Preprocess(**{**fields, "mean": tuple(fields["mean"]), "std": tuple(fields["std"])})
 
 
-def _build(arch: VitArch, resolution: int, state: dict, checkpoint: Checkpoint) -> Encoder:
+def _fit(
+    arch: VitArch, resolution: int, state: dict, checkpoint: Checkpoint
+) -> tuple[Encoder, dict]:
+    """An empty (meta-device) encoder and the state dict that fits it, or a `CheckpointError`."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     grid = resolution // arch.patch_size
     if "pos_embed" in state and grid != arch.grid:
@@ -223,9 +229,7 @@ def _build(arch: VitArch, resolution: int, state: dict, checkpoint: Checkpoint) 
     with torch.device("meta"):
         encoder = Encoder(arch, img_size=resolution)
     _check_keys(encoder, state, checkpoint)
-    encoder.load_state_dict(state, strict=True, assign=True)
-    encoder.pos_embed.requires_grad_(False)
-    return encoder.eval()
+    return encoder, state
 
 
 def _check_keys(encoder: Encoder, state: dict, checkpoint: Checkpoint) -> None:

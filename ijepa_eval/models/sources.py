@@ -41,7 +41,7 @@ class Checkpoint:
     path: Path  # the weights file that is hashed and recorded
     networks: dict[str, StateDict]  # encoder networks, timm layout
     others: list[str] = field(default_factory=list)  # other networks present (predictor)
-    config: dict[str, Any] | None = None  # HF config.json
+    arch_hints: dict[str, Any] = field(default_factory=dict)  # what tensors cannot tell
     declared_normalization: dict[str, Any] | None = None
     epoch: int | None = None
     registry_entry: registry.RegistryEntry | None = None
@@ -108,12 +108,14 @@ def _native_training_checkpoint(path: Path, spec: str, obj: dict[str, Any]) -> C
             "target_encoder: there is nothing to evaluate; use the full training checkpoint"
         )
     epoch = obj.get("epoch")
+    ours = obj.get("ijepa_eval")  # written by our convert / trainer: the architecture we knew
     return Checkpoint(
         spec,
         "native",
         path,
         networks,
         others=others,
+        arch_hints=ours.get("arch", {}) if isinstance(ours, dict) else {},
         epoch=int(epoch) if isinstance(epoch, int | float) else None,
     )
 
@@ -156,7 +158,11 @@ def _open_hf_dir(directory: Path, spec: str) -> Checkpoint:
         "hf",
         path,
         {network: to_timm_layout(state)},
-        config=config,
+        arch_hints={
+            "num_heads": config.get("num_attention_heads"),
+            "norm_eps": config.get("layer_norm_eps", 1e-12),  # transformers' default
+            "qkv_bias": config.get("qkv_bias", True),
+        },
         declared_normalization=_read_normalization(directory / "preprocessor_config.json"),
         notes=notes,
     )
@@ -223,12 +229,12 @@ def _open_timm(spec: str) -> Checkpoint:
     import timm
 
     name = spec.removeprefix("timm:")
-    cfg = timm.models.get_pretrained_cfg(name) if "." in name else None
-    if cfg is None:
-        known = timm.list_pretrained("*ijepa*")
-        raise UserError(
-            f"timm has no pretrained tag {name!r}; I-JEPA tags it knows: {', '.join(known)}"
-        )
+    matches = timm.list_pretrained(name) or timm.list_pretrained(f"{name}.*")  # tag optional
+    if not matches:
+        known = ", ".join(timm.list_pretrained("*ijepa*"))
+        raise UserError(f"timm has no pretrained weights {name!r}; its I-JEPA tags: {known}")
+    name = matches[0]
+    cfg = timm.models.get_pretrained_cfg(name)
     if cfg.hf_hub_id:
         from huggingface_hub import hf_hub_download
 

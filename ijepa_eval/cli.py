@@ -1,0 +1,255 @@
+"""The ``ijepa-eval`` command line: a thin shell over the library.
+
+Each command parses its options and calls one library function. A `UserError` becomes one red
+line on stderr and exit status 1; ``--debug`` (or ``IJEPA_EVAL_DEBUG=1``) shows the traceback.
+The handling lives in the command group itself, so every subcommand (and every test that invokes
+the app) gets it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ijepa_eval.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+_debug = {"on": False}
+
+
+class _UserErrorsAsOneLine(TyperGroup):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            if _debug["on"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    name="ijepa-eval",
+    cls=_UserErrorsAsOneLine,
+    help="Evaluate and benchmark pretrained I-JEPA encoders.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    _debug["on"] = debug or os.environ.get("IJEPA_EVAL_DEBUG", "") not in ("", "0")
+
+
+# --- options shared by every command that loads a checkpoint -------------------------------
+CkptOpt = Annotated[
+    str,
+    typer.Option(
+        "--ckpt",
+        help="Checkpoint: native .pth.tar/.pth, HF model dir, Hub id, timm:<name>.<tag>, "
+        "or a registry name (see `ijepa-eval models`).",
+    ),
+]
+WhichOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
+    typer.Option(
+        "--which",
+        help="target_encoder (default where present, as in the paper) or encoder (context).",
+    ),
+]
+HeadsOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--heads", help="Attention heads, for widths outside the I-JEPA size table."),
+]
+ImgSizeOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--img-size", help="Evaluation resolution (position embedding is resized)."),
+]
+CropPctOpt = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--crop-pct", help="Centre-crop fraction (default 0.875: 256 → 224)."),
+]
+ResizeOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--resize", help="crop (resize + centre crop, default) or resize (VISSL plain)."),
+]
+MeanOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (default ImageNet)."),
+]
+StdOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (default ImageNet)."),
+]
+SourceNormOpt = Annotated[
+    bool,
+    typer.Option("--source-norm", help="Use the normalisation the source declares (e.g. 0.5)."),
+]
+
+
+def _triple(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise UserError(f"--{name} takes three comma-separated numbers, e.g. 0.485,0.456,0.406")
+    return values
+
+
+def _preprocess_overrides(
+    crop_pct: float | None, resize: str | None, mean: str | None, std: str | None
+) -> dict:
+    if resize is not None and resize not in ("crop", "resize"):
+        raise UserError(f"--resize must be 'crop' or 'resize', not {resize!r}")
+    if crop_pct is not None and not 0 < crop_pct <= 1:
+        raise UserError(f"--crop-pct must be in (0, 1], not {crop_pct}")
+    return {
+        "crop_pct": crop_pct,
+        "resize": resize,
+        "mean": _triple(mean, "mean"),
+        "std": _triple(std, "std"),
+    }
+
+
+@app.command()
+def info(
+    ckpt: CkptOpt,
+    which: WhichOpt = None,
+    heads: HeadsOpt = None,
+    img_size: ImgSizeOpt = None,
+    crop_pct: CropPctOpt = None,
+    resize: ResizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    source_norm: SourceNormOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show what a checkpoint holds and exactly what would be evaluated."""
+    from ijepa_eval.models import inspect_checkpoint
+
+    meta = inspect_checkpoint(
+        ckpt,
+        which,
+        heads=heads,
+        img_size=img_size,
+        preprocess=_preprocess_overrides(crop_pct, resize, mean, std),
+        source_norm=source_norm,
+    )
+    if as_json:
+        console.print_json(data=meta.to_dict())
+        return
+    table = Table(title=f"ijepa-eval info: {ckpt}", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column()
+    prep = meta.preprocess
+    rows = [
+        ("format", meta.source_format),
+        ("file", meta.path),
+        ("networks present", ", ".join(meta.networks_present)),
+        ("network used", meta.network),
+        (
+            "arch",
+            f"{meta.arch} (width {meta.embed_dim}, depth {meta.depth}, "
+            f"heads {meta.num_heads}, mlp {meta.mlp_hidden})",
+        ),
+        ("parameters", f"{meta.num_params:,}"),
+        ("patch size", str(meta.patch_size)),
+        ("resolution", f"{meta.resolution}px (checkpoint {meta.checkpoint_resolution}px)"),
+        ("epoch", "-" if meta.epoch is None else str(meta.epoch)),
+        ("registry name", meta.registry_name or "-"),
+        (
+            "preprocessing",
+            f"{prep['resize']} {prep['resize_size']}→{prep['img_size']} "
+            f"{prep['interpolation']}, mean {list(prep['mean'])}, "
+            f"std {list(prep['std'])}",
+        ),
+        ("sha256", meta.sha256),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    for message in meta.warnings:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+@app.command()
+def convert(
+    ckpt: CkptOpt,
+    to: Annotated[str, typer.Option("--to", help="hf (config.json + safetensors) or native.")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (hf) or file (native).")],
+    which: WhichOpt = None,
+    heads: HeadsOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+    ] = False,
+) -> None:
+    """Write a checkpoint's encoder as a Hugging Face model directory or a native file."""
+    from ijepa_eval.models.convert import convert as convert_checkpoint
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        written = convert_checkpoint(ckpt, to, out, which=which, heads=heads, overwrite=overwrite)
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    console.print(f"wrote {to} checkpoint to [bold]{written}[/]")
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the registry of known I-JEPA checkpoints."""
+    from ijepa_eval.models.registry import load_registry
+
+    entries = load_registry()
+    if as_json:
+        console.print_json(data={name: vars(e) for name, e in entries.items()})
+        return
+    table = Table(title="Known I-JEPA checkpoints", title_justify="left")
+    for column in ("name", "arch", "px", "pretrained", "networks"):
+        table.add_column(column, no_wrap=True)
+    short = {"target_encoder": "target", "encoder": "ctx", "predictor": "pred"}
+    size = {"huge": "H", "giant": "g", "large": "L", "base": "B", "small": "S", "tiny": "Ti"}
+    for name, e in entries.items():
+        table.add_row(
+            name,
+            f"ViT-{size.get(e.arch.split('_')[1], e.arch)}/{e.patch_size}",
+            str(e.resolution),
+            f"{e.pretrain_data.replace('ImageNet', 'IN')} {e.epochs}ep",
+            "+".join(short.get(n, n) for n in sorted(e.networks, key=list(short).index)),
+        )
+    console.print(table)
+    console.print(
+        "Native files hold the target encoder the paper evaluates; the Hub copies hold only the "
+        "context encoder. All are CC-BY-NC-4.0. Add your own with IJEPA_EVAL_REGISTRY=extra.yaml.",
+        style="dim",
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+from ijepa_eval.data.cli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")

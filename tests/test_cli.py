@@ -1,0 +1,74 @@
+"""The command line as users type it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from ijepa_eval.cli import app
+
+runner = CliRunner()
+
+
+def test_info_table_says_what_would_be_evaluated(official_ckpt):
+    result = runner.invoke(app, ["info", "--ckpt", str(official_ckpt)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for expected in (
+        "native",
+        "target_encoder, encoder, predictor",
+        "network used",
+        "vit_tiny_patch8_32 (width 192, depth 2, heads 3, mlp 768)",
+        "930,240",
+        "32px (checkpoint 32px)",
+        "crop 37→32 bilinear",
+    ):
+        assert expected in result.output, expected
+
+
+def test_info_json_with_overrides(official_ckpt):
+    args = ["info", "--ckpt", str(official_ckpt), "--which", "encoder", "--img-size", "48"]
+    args += ["--resize", "resize", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.output)
+    assert meta["network"] == "encoder"
+    assert meta["resolution"] == 48 and meta["checkpoint_resolution"] == 32
+    assert meta["pos_embed_interpolated"] is True
+    assert meta["preprocess"]["resize"] == "resize"
+    assert meta["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    assert meta["epoch"] == 7
+
+
+def test_bad_preprocessing_options_are_user_errors(official_ckpt):
+    for extra in (["--mean", "0.5,0.5"], ["--resize", "squash"], ["--crop-pct", "1.5"]):
+        result = runner.invoke(app, ["info", "--ckpt", str(official_ckpt), *extra])
+        assert result.exit_code == 1 and result.stderr.startswith("error:"), extra
+
+
+def test_models_lists_the_registry():
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0
+    entries = json.loads(result.output)
+    assert {
+        "ijepa_vith14_in1k",
+        "ijepa_vith16_448_in1k",
+        "ijepa_vith14_in22k",
+        "ijepa_vitg16_in22k",
+        "facebook/ijepa_vith14_1k",
+        "facebook/ijepa_vith16_1k",
+        "facebook/ijepa_vith14_22k",
+        "facebook/ijepa_vitg16_22k",
+    } <= set(entries)
+    assert entries["ijepa_vith16_448_in1k"]["resolution"] == 448
+    assert entries["facebook/ijepa_vith14_1k"]["networks"] == ["encoder"]
+
+
+def test_runs_as_python_module():
+    result = subprocess.run(
+        [sys.executable, "-m", "ijepa_eval", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0
+    assert "info" in result.stdout and "convert" in result.stdout
