@@ -53,9 +53,12 @@ def download(url: str, dest: Path, sha256: str | None = None, *, quiet: bool = F
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         kept = part.stat().st_size if part.exists() else 0
+        resume = (
+            f"{kept} bytes are kept in {part}: rerun to resume" if kept else "check the network"
+        )
         raise UserError(
-            f"download of {url} failed ({reason}); {kept} bytes are kept in {part}: rerun to "
-            "resume, or download the file yourself and pass its local path"
+            f"download of {url} failed ({reason}); {resume}, or download the file yourself and "
+            "pass its local path"
         ) from exc
     if sha256:
         got = digest_file(part)
