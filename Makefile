@@ -25,6 +25,15 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+DEMO_CKPT := tests/fixtures/official-ijepa/tiny-vit-p8-32px.pth.tar
+DEMO_OUT  := out/demo
+
+# Inspect the bundled official-format checkpoint, render a small synthetic CLEVR, and extract its
+# features into a cache (run it twice: the second extraction is served from the cache).
 demo: $(STAMP)
-	$(VENV)/bin/ijepa-eval models
-	$(VENV)/bin/ijepa-eval info --ckpt tests/fixtures/official-ijepa/tiny-vit-p8-32px.pth.tar
+	$(VENV)/bin/ijepa-eval info --ckpt $(DEMO_CKPT)
+	$(VENV)/bin/ijepa-eval data synth-clevr --out $(DEMO_OUT)/CLEVR_v1.0 --train 1000 --val 200 --size 64
+	$(VENV)/bin/ijepa-eval data info clevr_count:$(DEMO_OUT)/CLEVR_v1.0
+	$(VENV)/bin/ijepa-eval extract --ckpt $(DEMO_CKPT) --data clevr_count:$(DEMO_OUT)/CLEVR_v1.0 \
+		--split train800 --layers all --cache-dir $(DEMO_OUT)/features
+	$(VENV)/bin/ijepa-eval cache ls --cache-dir $(DEMO_OUT)/features

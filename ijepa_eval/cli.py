@@ -214,6 +214,115 @@ def convert(
 
 
 @app.command()
+def extract(
+    ckpt: CkptOpt,
+    data: Annotated[
+        str, typer.Option("--data", help="Dataset: NAME:ROOT (clevr_count:CLEVR_v1.0) or a folder.")
+    ],
+    split: Annotated[str, typer.Option("--split", help="Split to encode.")] = "train",
+    layers: Annotated[
+        str, typer.Option("--layers", help="last, last4, all, or block indices like 0,5,11.")
+    ] = "last",
+    tokens: Annotated[
+        str, typer.Option("--tokens", help="none, all, or grid:HxW (patch tokens pooled to HxW).")
+    ] = "none",
+    dtype: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--dtype", help="Compute dtype: fp32, bf16, fp16 (default bf16 GPU, fp32 CPU)."
+        ),
+    ] = None,
+    store: Annotated[
+        str, typer.Option("--store", help="Storage dtype: float16, float32, bfloat16.")
+    ] = "float16",
+    batch_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--batch-size", help="Images per forward (default 256 GPU, 32 CPU)."),
+    ] = None,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--workers", help="DataLoader worker processes (default: cores, max 8)."),
+    ] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Images per shard.")] = 1024,
+    cache_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Re-extract, replacing the cache.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the encoder.")
+    ] = False,
+    skip_bad_images: Annotated[
+        bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
+    ] = False,
+    option: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE."),
+    ] = None,
+    which: WhichOpt = None,
+    heads: HeadsOpt = None,
+    img_size: ImgSizeOpt = None,
+    crop_pct: CropPctOpt = None,
+    resize: ResizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    source_norm: SourceNormOpt = False,
+) -> None:
+    """Encode a dataset split once into the feature cache (a rerun resumes or hits it)."""
+    import time
+
+    from ijepa_eval.data import load_dataset
+    from ijepa_eval.data.spec import parse_options, parse_spec
+    from ijepa_eval.dist import world
+    from ijepa_eval.features import extract as extract_features
+    from ijepa_eval.models import load_encoder
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder = load_encoder(
+            ckpt,
+            which,
+            heads=heads,
+            img_size=img_size,
+            preprocess=_preprocess_overrides(crop_pct, resize, mean, std),
+            source_norm=source_norm,
+        )
+    name, root = parse_spec(data)
+    dataset = load_dataset(
+        name, root, split, skip_bad_images=skip_bad_images, **parse_options(option or [])
+    )
+    started = time.perf_counter()
+    features = extract_features(
+        encoder,
+        dataset,
+        layers=layers,
+        tokens=tokens,
+        store_dtype=store,
+        compute_dtype=dtype,
+        batch_size=batch_size,
+        workers=workers,
+        shard_size=shard_size,
+        cache_dir=cache_dir,
+        refresh=refresh,
+        compile=compile_model,
+    )
+    if not world().is_main:
+        return
+    for w in caught:
+        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    if dataset.skipped:
+        console.print(f"[yellow]skipped {len(dataset.skipped)} unreadable image(s)[/]")
+    how = "from the cache" if features.hit else "extracted"
+    console.print(
+        f"{how} in {time.perf_counter() - started:.1f}s: {len(features):,} images, blocks "
+        f"{list(features.layers)}, tokens {features.entry.spec.tokens}, key {features.key}",
+        highlight=False,
+    )
+
+
+@app.command()
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -251,5 +360,7 @@ def main() -> None:
 
 
 from ijepa_eval.data.cli import data_app  # noqa: E402
+from ijepa_eval.features.cli import cache_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
+app.add_typer(cache_app, name="cache")

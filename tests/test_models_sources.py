@@ -1,4 +1,4 @@
-"""Every spec form reaches the same encoder: Hub cache, registry downloads, timm, extra registries."""
+"""Every spec form reaches the same encoder: Hub cache, registry downloads, timm, extra registry."""
 
 from __future__ import annotations
 

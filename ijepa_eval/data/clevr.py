@@ -1,0 +1,157 @@
+"""``clevr_count`` and ``clevr_dist``: CLEVR_v1.0 as released, with VTAB's labels.
+
+Layout: ``root/images/<split>/CLEVR_<split>_NNNNNN.png`` and
+``root/scenes/CLEVR_<split>_scenes.json``. Splits ``train`` and ``val`` are the released ones
+(the test split has no scenes, so no labels). VTAB-1k's ``train800``, ``val200`` and
+``train800val200`` come from ``train``: sort its scenes by ``image_index``, permute them with
+``numpy.random.Generator(PCG64(0)).permutation(n)``, and take positions 0–799 (``train800``),
+800–999 (``val200``) or 0–999 (``train800val200``); each subset is then kept in image order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from ijepa_eval.data.base import EvalDataset, open_image
+from ijepa_eval.data.clevr_labels import (
+    COUNT_CLASSES,
+    DISTANCE_CLASSES,
+    count_label,
+    distance_label,
+)
+from ijepa_eval.errors import DataError
+
+RELEASED_SPLITS = ("train", "val")
+VTAB_SPLITS = {"train800": (0, 800), "val200": (800, 1000), "train800val200": (0, 1000)}
+VTAB_SEED = 0
+VTAB_SIZE = 1000  # train800 and val200 are two halves of one draw, so both need all 1000
+
+
+def vtab_positions(n_train: int, split: str) -> list[int]:
+    """Indices (into train scenes sorted by image_index) of a VTAB-1k split, in image order."""
+    start, stop = VTAB_SPLITS[split]
+    if n_train < VTAB_SIZE:
+        raise DataError(
+            f"CLEVR split {split!r} needs at least {VTAB_SIZE} train scenes; found {n_train}"
+        )
+    order = np.random.Generator(np.random.PCG64(VTAB_SEED)).permutation(n_train)
+    return sorted(order[start:stop].tolist())
+
+
+def read_scenes(root: Path, split: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(image file name, scene)`` for every image of a released split, in image_index order.
+
+    The scenes JSON and the image folder must describe the same images, one scene each.
+    """
+    image_dir = root / "images" / split
+    scenes_path = root / "scenes" / f"CLEVR_{split}_scenes.json"
+    if not image_dir.is_dir():
+        raise DataError(f"CLEVR image folder {image_dir} does not exist; is {root} CLEVR_v1.0?")
+    if not scenes_path.is_file():
+        raise DataError(f"CLEVR scenes file {scenes_path} does not exist; is {root} CLEVR_v1.0?")
+    try:
+        with open(scenes_path, encoding="utf-8") as f:
+            scenes = json.load(f)["scenes"]
+        if not isinstance(scenes, list):
+            raise TypeError("'scenes' is not a list")
+        named = [(_file_name(s, split), s) for s in scenes]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{scenes_path} is not a CLEVR scenes file: {exc}") from None
+    named.sort(key=lambda pair: (pair[1].get("image_index", 0), pair[0]))
+    described = [name for name, _ in named]
+    on_disk = {e.name for e in os.scandir(image_dir) if e.name.lower().endswith(".png")}
+    problems = []
+    if len(set(described)) != len(described):
+        problems.append("it describes some images more than once")
+    missing = [n for n in described if n not in on_disk]
+    if missing:
+        problems.append(f"{len(missing)} described image(s) are missing: {_few(missing)}")
+    extra = sorted(on_disk.difference(described))
+    if extra:
+        problems.append(f"{len(extra)} image(s) have no scene: {_few(extra)}")
+    if problems:
+        raise DataError(
+            f"{scenes_path} does not match {image_dir} ({len(described)} scenes, "
+            f"{len(on_disk)} images): {'; '.join(problems)}"
+        )
+    return named
+
+
+def _file_name(scene: Mapping[str, Any], split: str) -> str:
+    if "image_filename" in scene:
+        return str(scene["image_filename"])
+    return f"CLEVR_{split}_{int(scene['image_index']):06d}.png"
+
+
+def _few(names: list[str], k: int = 5) -> str:
+    return ", ".join(names[:k]) + (", …" if len(names) > k else "")
+
+
+class _Clevr(EvalDataset):
+    format = "CLEVR_v1.0 (images/<split>/*.png + scenes/CLEVR_<split>_scenes.json)"
+    label: ClassVar[Callable[[Mapping[str, Any]], int]]
+    label_names: ClassVar[list[str]]
+    derived_splits: ClassVar[tuple[str, ...]] = tuple(VTAB_SPLITS)
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "train", **kw: Any) -> None:
+        root = Path(root)
+        released = "train" if split in VTAB_SPLITS else split
+        if released not in RELEASED_SPLITS:
+            known = ", ".join([*RELEASED_SPLITS, *VTAB_SPLITS])
+            raise DataError(f"unknown CLEVR split {split!r}; use one of {known}")
+        scenes = read_scenes(root, released)
+        if split in VTAB_SPLITS:
+            scenes = [scenes[i] for i in vtab_positions(len(scenes), split)]
+        self.image_dir = root / "images" / released
+        self.scenes_path = root / "scenes" / f"CLEVR_{released}_scenes.json"
+        label = type(self).label
+        super().__init__(
+            root=root,
+            split=split,
+            items=[name for name, _ in scenes],
+            targets=[label(scene) for _, scene in scenes],
+            classes=self.label_names,
+            **kw,
+        )
+
+    @classmethod
+    def available_splits(cls, root: str | os.PathLike[str]) -> list[str]:
+        root = Path(root)
+        return [
+            s
+            for s in RELEASED_SPLITS
+            if (root / "images" / s).is_dir()
+            and (root / "scenes" / f"CLEVR_{s}_scenes.json").is_file()
+        ]
+
+    def load_image(self, item: str) -> Image.Image:
+        return open_image(self.image_dir / item)
+
+    def item_files(self, item: str) -> tuple[Path]:
+        return (self.image_dir / item,)
+
+    def source_files(self) -> tuple[Path]:
+        return (self.scenes_path,)
+
+
+class ClevrCount(_Clevr):
+    """Count all objects: class = number of objects − 3 (8 classes)."""
+
+    adapter = "clevr_count"
+    label = staticmethod(count_label)
+    label_names = COUNT_CLASSES
+
+
+class ClevrDist(_Clevr):
+    """Distance to the closest object, in VTAB's 6 depth bins."""
+
+    adapter = "clevr_dist"
+    label = staticmethod(distance_label)
+    label_names = DISTANCE_CLASSES

@@ -1,0 +1,315 @@
+"""Frozen feature extraction: one forward per image, every requested block, into the cache.
+
+``extract(encoder, dataset)`` returns a `FeatureSet`. It looks in the cache first (a hit costs
+a few file reads); otherwise it encodes the shards the entry still lacks — after a crash, only
+those — and commits each one atomically. Under torchrun each rank takes every N-th shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader, Dataset
+
+from ijepa_eval.data.base import EvalDataset
+from ijepa_eval.dist import World, world
+from ijepa_eval.errors import UserError
+from ijepa_eval.features.spec import FeatureSpec, parse_layers, parse_store_dtype, parse_tokens
+from ijepa_eval.features.store import EXTRACTOR_VERSION, Entry, FeatureSet, FeatureStore, key_of
+from ijepa_eval.models.vit import Encoder
+
+_COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_NUMPY_STORE = {"float16": np.float16, "float32": np.float32}
+console = Console(stderr=True)
+
+
+def extract(
+    encoder: Encoder,
+    dataset: Dataset,
+    *,
+    layers: str | Sequence[int] = "last",
+    tokens: str = "none",
+    store_dtype: str = "float16",
+    compute_dtype: str | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    device: str | torch.device | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    shard_size: int = 1024,
+    refresh: bool = False,
+    compile: bool = False,
+    progress: bool = True,
+) -> FeatureSet:
+    """Features of ``dataset`` under ``encoder``, from the cache or computed into it.
+
+    Args:
+        layers: ``last``, ``last4``, ``all`` or block indices; all come from one forward.
+        tokens: ``none``; ``all`` patch tokens; or ``grid:HxW``, tokens average-pooled to HxW.
+        store_dtype: ``float16`` (default), ``float32`` or ``bfloat16`` on disk.
+        compute_dtype: ``fp32`` / ``bf16`` / ``fp16`` autocast; default bf16 on GPU, fp32 on CPU.
+        batch_size: images per forward; default 256 on GPU (halved on out-of-memory), 32 on CPU.
+        shard_size: images per committed shard (a crash loses at most one shard of work).
+        refresh: ignore and replace what the cache holds for these inputs.
+    """
+    if encoder.info is None or encoder.preprocess is None:
+        raise UserError(
+            "extract needs an encoder from load_encoder (its checkpoint hash keys the cache)"
+        )
+    spec = FeatureSpec(
+        layers=parse_layers(layers, len(encoder.blocks)),
+        tokens=parse_tokens(tokens, encoder.grid),
+        store_dtype=parse_store_dtype(store_dtype),
+    )
+    the_world = world()
+    dev = _device(device, the_world)
+    dtype = _compute_dtype(compute_dtype, dev)
+    store = FeatureStore(cache_dir)
+    fields = _key_fields(encoder, dataset, dtype)
+    base_key = key_of(fields)
+
+    hit = None if refresh else store.find(base_key, spec)
+    if hit is not None:
+        return FeatureSet(hit, spec.layers, hit=True)
+    if refresh and the_world.is_main:
+        for stale in [e for e in store._entries(store.root / base_key) if e.spec.covers(spec)]:
+            store.remove(stale)
+    the_world.barrier()
+    entry = store.open(base_key, spec, {"key_fields": fields}, len(dataset), shard_size)
+    mine = [i for i in entry.missing_shards() if i % the_world.size == the_world.rank]
+    if mine:
+        run = _Run(encoder, dataset, entry, spec, dev, dtype, batch_size, workers, compile)
+        run.encode(mine, progress and the_world.is_main)
+    the_world.barrier()
+    if the_world.is_main and not entry.complete:
+        _finalize(entry, dataset, fields)
+    the_world.barrier()
+    return FeatureSet(entry, spec.layers)
+
+
+def dataset_identity(dataset: Dataset, *, fresh: bool = False) -> dict[str, Any]:
+    """What the cache key knows of a dataset: its content fingerprint, split and selection.
+
+    ``fresh`` re-reads the files (an `EvalDataset` otherwise remembers its fingerprint).
+    """
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if not callable(fingerprint):
+        raise UserError(
+            f"{type(dataset).__name__} has no fingerprint(): the cache cannot tell when its data "
+            "changes; load it with ijepa_eval.load_dataset or give it a fingerprint() method"
+        )
+    selection = getattr(dataset, "selection", None)
+    return {
+        "adapter": getattr(dataset, "adapter", type(dataset).__name__),
+        "split": getattr(dataset, "split", None),
+        "fingerprint": fingerprint(fresh=True)
+        if fresh and isinstance(dataset, EvalDataset)
+        else fingerprint(),
+        "selection": hashlib.sha256(
+            json.dumps(selection, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        if selection
+        else None,
+        "items": len(dataset),
+    }
+
+
+def _key_fields(encoder: Encoder, dataset: Dataset, dtype: torch.dtype) -> dict[str, Any]:
+    info = encoder.info
+    return {
+        "extractor_version": EXTRACTOR_VERSION,
+        "checkpoint_sha256": info.sha256,
+        "network": info.network,
+        "arch": info.arch,
+        "resolution": info.resolution,
+        "preprocess": info.preprocess,
+        "compute_dtype": str(dtype).removeprefix("torch."),
+        "dataset": dataset_identity(dataset),
+    }
+
+
+def _finalize(entry: Entry, dataset: Dataset, fields: dict[str, Any]) -> None:
+    now = dataset_identity(dataset, fresh=True)
+    if now["fingerprint"] != fields["dataset"]["fingerprint"]:
+        raise UserError(
+            "the data changed while its features were extracted (its fingerprint differs from "
+            "the start); rerun with --refresh to extract it again from scratch"
+        )
+    entry.finalize({"versions": _versions()})
+
+
+def _versions() -> dict[str, str]:
+    import timm
+
+    from ijepa_eval import __version__
+
+    return {"ijepa_eval": __version__, "torch": torch.__version__, "timm": timm.__version__}
+
+
+def _device(device: str | torch.device | None, the_world: World) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", the_world.local_rank)
+    return torch.device("cpu")
+
+
+def _compute_dtype(name: str | None, dev: torch.device) -> torch.dtype:
+    if name is None:
+        return torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if name not in _COMPUTE_DTYPES:
+        raise UserError(f"--dtype {name!r}: use fp32, bf16 or fp16")
+    return _COMPUTE_DTYPES[name]
+
+
+class _Prepared(Dataset):
+    """The dataset with the encoder's preprocessing applied to each image."""
+
+    def __init__(self, dataset: Dataset, transform) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, target = self.dataset[index]
+        return self.transform(image), target
+
+
+def _collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, np.ndarray]:
+    images = torch.stack([b[0] for b in batch])
+    targets = np.stack([np.asarray(b[1]) for b in batch])
+    return images, targets
+
+
+class _Run:
+    """One extraction pass over a list of shards."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        dataset: Dataset,
+        entry: Entry,
+        spec: FeatureSpec,
+        dev: torch.device,
+        dtype: torch.dtype,
+        batch_size: int | None,
+        workers: int | None,
+        compile: bool,
+    ) -> None:
+        self.encoder = encoder.to(dev).eval()
+        self.forward = torch.compile(encoder.forward_blocks) if compile else encoder.forward_blocks
+        self.dataset = _Prepared(dataset, encoder.preprocess.transform())
+        self.entry, self.spec, self.dev, self.dtype = entry, spec, dev, dtype
+        self.batch_size = batch_size or (256 if dev.type == "cuda" else 32)
+        self.micro = self.batch_size  # shrinks on out-of-memory
+        self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
+
+    def encode(self, shards: list[int], show: bool) -> None:
+        total = sum(len(self.entry.shard_range(i)) for i in shards)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=list(self._batches(shards)),
+            num_workers=self.workers,
+            pin_memory=self.dev.type == "cuda",
+            collate_fn=_collate,
+            prefetch_factor=4 if self.workers else None,
+        )
+        pending: dict[int, list[dict[str, np.ndarray]]] = {}
+        done_in: dict[int, int] = {}
+        started = time.perf_counter()
+        with _progress(show) as bar:
+            task = bar.add_task("extracting", total=total)
+            for batch_shard, (images, targets) in zip(
+                self._batch_shards(shards), loader, strict=True
+            ):
+                out = self._encode_batch(images)
+                out["targets"] = targets
+                pending.setdefault(batch_shard, []).append(out)
+                done_in[batch_shard] = done_in.get(batch_shard, 0) + len(images)
+                if done_in[batch_shard] == len(self.entry.shard_range(batch_shard)):
+                    parts = pending.pop(batch_shard)
+                    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+                    self.entry.commit_shard(batch_shard, arrays)
+                bar.advance(task, len(images))
+                elapsed = time.perf_counter() - started
+                bar.update(
+                    task, description=f"extracting {bar.tasks[0].completed / elapsed:,.1f} img/s"
+                )
+
+    def _batches(self, shards: list[int]) -> Iterator[list[int]]:
+        for shard in shards:
+            r = self.entry.shard_range(shard)
+            for start in range(r.start, r.stop, self.batch_size):
+                yield list(range(start, min(start + self.batch_size, r.stop)))
+
+    def _batch_shards(self, shards: list[int]) -> Iterator[int]:
+        for shard in shards:
+            r = self.entry.shard_range(shard)
+            yield from [shard] * len(range(r.start, r.stop, self.batch_size))
+
+    def _encode_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        images = images.to(self.dev, non_blocking=True)
+        while True:
+            try:
+                parts = [self._forward(chunk) for chunk in images.split(self.micro)]
+                break
+            except torch.OutOfMemoryError:
+                if self.micro == 1:
+                    raise
+                self.micro //= 2
+                torch.cuda.empty_cache()
+                console.print(
+                    f"[yellow]out of memory: retrying with {self.micro} images per forward[/]"
+                )
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _forward(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        autocast = self.dtype != torch.float32
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.dev.type, dtype=self.dtype, enabled=autocast),
+        ):
+            blocks = self.forward(x, list(self.spec.layers))
+        stacked = torch.stack(blocks, dim=1).float()  # (B, L, N, D)
+        out = {"pooled": self._to_store(stacked.mean(dim=2))}
+        if self.spec.tokens != "none":
+            out["tokens"] = self._to_store(self._pool_tokens(stacked))
+        return out
+
+    def _pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        grid = self.spec.token_grid
+        if grid is None:
+            return tokens
+        b, layers, _, d = tokens.shape
+        gh, gw = self.encoder.grid
+        maps = tokens.reshape(b * layers, gh, gw, d).permute(0, 3, 1, 2)
+        pooled = F.adaptive_avg_pool2d(maps, grid)  # grid divides the patch grid: exact means
+        return pooled.permute(0, 2, 3, 1).reshape(b, layers, grid[0] * grid[1], d)
+
+    def _to_store(self, tensor: torch.Tensor) -> np.ndarray:
+        if self.spec.store_dtype == "bfloat16":
+            return tensor.to(torch.bfloat16).view(torch.uint16).cpu().numpy()
+        return tensor.cpu().numpy().astype(_NUMPY_STORE[self.spec.store_dtype])
+
+
+def _progress(show: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show,
+        transient=True,
+    )

@@ -1,0 +1,328 @@
+"""The feature cache: content-addressed entries of atomically committed shards.
+
+Layout under the cache root (``~/.cache/ijepa-eval/features`` by default)::
+
+    <base key>/                    what was encoded: checkpoint, network, data, preprocessing…
+      <variant>/                   what was kept: blocks, tokens, storage dtype
+        entry.json                 the key's fields, item count, shard size (written first)
+        shards/00000/              one committed shard: pooled.npy, [tokens.npy], targets.npy,
+                                   shard.json (sha256 of each file); a directory appears under
+                                   its final name by one rename, so a half-written shard is
+                                   never visible
+        manifest.json              written last, once every shard is there: the entry is complete
+
+A request is served by any complete variant that covers it (the last block from an entry that
+holds all blocks). Each shard is computed under its own file lock, so two processes — or the
+ranks of a torchrun job — share the work of one entry instead of colliding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from filelock import FileLock
+
+from ijepa_eval import atomic
+from ijepa_eval.errors import UserError
+from ijepa_eval.features.spec import FeatureSpec
+from ijepa_eval.hashing import digest_file
+from ijepa_eval.paths import cache_dir
+
+EXTRACTOR_VERSION = 1
+
+
+def default_root() -> Path:
+    return cache_dir() / "features"
+
+
+def key_of(fields: dict[str, Any]) -> str:
+    """A short stable hash of JSON-able fields."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def variant_of(spec: FeatureSpec) -> str:
+    return "v-" + key_of({"layers": spec.layers, "tokens": spec.tokens, "dtype": spec.store_dtype})
+
+
+class Entry:
+    """One cache entry: a directory of shards, complete once ``manifest.json`` exists."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.meta: dict[str, Any] = json.loads((directory / "entry.json").read_text())
+        self.spec = FeatureSpec(
+            layers=tuple(self.meta["spec"]["layers"]),
+            tokens=self.meta["spec"]["tokens"],
+            store_dtype=self.meta["spec"]["store_dtype"],
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.dir.parent.name}/{self.dir.name}"
+
+    @property
+    def short_key(self) -> str:
+        """Enough of the key to name it on the command line (``cache rm``)."""
+        return f"{self.dir.parent.name[:8]}/{self.dir.name.removeprefix('v-')[:6]}"
+
+    @property
+    def num_items(self) -> int:
+        return int(self.meta["num_items"])
+
+    @property
+    def shard_size(self) -> int:
+        return int(self.meta["shard_size"])
+
+    @property
+    def num_shards(self) -> int:
+        return max(1, -(-self.num_items // self.shard_size))
+
+    def shard_range(self, index: int) -> range:
+        start = index * self.shard_size
+        return range(start, min(start + self.shard_size, self.num_items))
+
+    def shard_dir(self, index: int) -> Path:
+        return self.dir / "shards" / f"{index:05d}"
+
+    def is_committed(self, index: int) -> bool:
+        return (self.shard_dir(index) / "shard.json").is_file()
+
+    def missing_shards(self) -> list[int]:
+        return [i for i in range(self.num_shards) if not self.is_committed(i)]
+
+    def shard_lock(self, index: int) -> FileLock:
+        return FileLock(str(self.dir / "shards" / f"{index:05d}.lock"))
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / "manifest.json").is_file()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((self.dir / "manifest.json").read_text())
+
+    def commit_shard(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+        """Write a shard's arrays into a private directory, then rename it into place."""
+        expected = len(self.shard_range(index))
+        if any(len(a) != expected for a in arrays.values()):
+            raise RuntimeError(f"shard {index} holds the wrong number of items")
+        tmp = self.dir / "shards" / f".tmp-{index:05d}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir(parents=True)
+            files = {}
+            for name, array in arrays.items():
+                path = tmp / f"{name}.npy"
+                np.save(path, array, allow_pickle=False)
+                files[name] = {"sha256": digest_file(path), "shape": list(array.shape)}
+            info = {"index": index, "items": expected, "files": files}
+            (tmp / "shard.json").write_text(json.dumps(info))
+            if self.is_committed(index):  # another process won the race: keep theirs
+                return
+            os.rename(tmp, self.shard_dir(index))
+        except OSError as exc:
+            raise UserError(
+                f"could not write shard {index} of {self.dir} ({exc.strerror or exc}); nothing "
+                "partial was kept: free some space (or fix permissions) and rerun to resume"
+            ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def finalize(self, extra: dict[str, Any]) -> None:
+        shards = [
+            json.loads((self.shard_dir(i) / "shard.json").read_text())
+            for i in range(self.num_shards)
+        ]
+        manifest = {
+            **self.meta,
+            **extra,
+            "completed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "shards": shards,
+        }
+        atomic.write_json(self.dir / "manifest.json", manifest)
+
+    def verify(self) -> list[str]:
+        """Problems found by re-hashing every file against the manifest (empty: all good)."""
+        if not self.complete:
+            return [f"{self.key}: incomplete ({len(self.missing_shards())} shards missing)"]
+        problems = []
+        for shard in self.manifest["shards"]:
+            for name, expected in shard["files"].items():
+                path = self.shard_dir(shard["index"]) / f"{name}.npy"
+                if not path.is_file():
+                    problems.append(f"{self.key}: {path.relative_to(self.dir)} is missing")
+                elif digest_file(path) != expected["sha256"]:
+                    problems.append(f"{self.key}: {path.relative_to(self.dir)} checksum mismatch")
+        return problems
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+class FeatureStore:
+    """All entries under one root."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def find(self, base_key: str, spec: FeatureSpec) -> Entry | None:
+        """A complete entry that covers ``spec`` (the smallest such), or None."""
+        candidates = [
+            e for e in self._entries(self.root / base_key) if e.complete and e.spec.covers(spec)
+        ]
+        return min(candidates, key=lambda e: len(e.spec.layers), default=None)
+
+    def open(
+        self,
+        base_key: str,
+        spec: FeatureSpec,
+        meta: dict[str, Any],
+        num_items: int,
+        shard_size: int,
+    ) -> Entry:
+        """The entry for exactly ``spec``, created if new; an existing one keeps its shard size."""
+        directory = self.root / base_key / variant_of(spec)
+        try:
+            (directory / "shards").mkdir(parents=True, exist_ok=True)
+            with FileLock(str(directory / "entry.lock")):
+                if not (directory / "entry.json").is_file():
+                    record = {
+                        **meta,
+                        "spec": {
+                            "layers": list(spec.layers),
+                            "tokens": spec.tokens,
+                            "store_dtype": spec.store_dtype,
+                        },
+                        "num_items": num_items,
+                        "shard_size": shard_size,
+                        "extractor_version": EXTRACTOR_VERSION,
+                        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    }
+                    atomic.write_json(directory / "entry.json", record)
+        except OSError as exc:
+            raise UserError(
+                f"feature cache {self.root} is not writable ({exc.strerror or exc}); point "
+                "--cache-dir or IJEPA_EVAL_CACHE at a writable directory"
+            ) from exc
+        entry = Entry(directory)
+        if entry.num_items != num_items:
+            raise UserError(
+                f"cache entry {entry.key} was started for {entry.num_items} items, the data now "
+                f"has {num_items}: the data changed; rerun with --refresh"
+            )
+        return entry
+
+    def remove(self, entry: Entry) -> None:
+        shutil.rmtree(entry.dir)
+        if entry.dir.parent.is_dir() and not any(entry.dir.parent.iterdir()):
+            entry.dir.parent.rmdir()
+
+    def entries(self) -> list[Entry]:
+        if not self.root.is_dir():
+            return []
+        return [e for base in sorted(self.root.iterdir()) for e in self._entries(base)]
+
+    def get(self, key: str) -> Entry:
+        """An entry by its key ``base/variant``, each part possibly shortened to a prefix."""
+        base, _, variant = key.partition("/")
+        matches = [
+            e
+            for e in self.entries()
+            if e.dir.parent.name.startswith(base)
+            and e.dir.name.removeprefix("v-").startswith(variant.removeprefix("v-"))
+        ]
+        if len(matches) != 1:
+            found = "no entry" if not matches else f"{len(matches)} entries"
+            raise UserError(f"{found} matches cache key {key!r}; `ijepa-eval cache ls` lists them")
+        return matches[0]
+
+    @staticmethod
+    def _entries(base: Path) -> Iterator[Entry]:
+        if not base.is_dir():
+            return
+        for variant in sorted(base.iterdir()):
+            if (variant / "entry.json").is_file():
+                yield Entry(variant)
+
+
+class FeatureSet:
+    """Read side of a complete entry: pooled features, optional tokens, targets (memory-mapped)."""
+
+    def __init__(self, entry: Entry, layers: tuple[int, ...], *, hit: bool = False) -> None:
+        if not entry.complete:
+            raise RuntimeError(f"cache entry {entry.key} is not complete")
+        self.entry = entry
+        self.layers = layers
+        self.hit = hit  # served from the cache without encoding anything
+        self._pos = [entry.spec.layers.index(layer) for layer in layers]
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.entry.manifest
+
+    def __len__(self) -> int:
+        return self.entry.num_items
+
+    def _shards(self, name: str) -> list[np.ndarray]:
+        return [
+            np.load(self.entry.shard_dir(i) / f"{name}.npy", mmap_mode="r")
+            for i in range(self.entry.num_shards)
+        ]
+
+    def _as_tensor(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.view(torch.bfloat16) if self.entry.spec.store_dtype == "bfloat16" else tensor
+
+    def pooled(self) -> torch.Tensor:
+        """``(N, L, D)``: per requested block, the mean of its final-normed patch tokens."""
+        return self._as_tensor(np.concatenate([s[:, self._pos] for s in self._shards("pooled")]))
+
+    def targets(self) -> np.ndarray:
+        return np.concatenate([np.asarray(s) for s in self._shards("targets")])
+
+    def tokens(self) -> TokenArray:
+        if self.entry.spec.tokens == "none":
+            raise UserError(f"cache entry {self.key} holds no patch tokens; extract with --tokens")
+        return TokenArray(self._shards("tokens"), self._pos, self._as_tensor)
+
+
+class TokenArray:
+    """Patch tokens ``(N, L, T, D)`` spread over memory-mapped shards; indexing reads only rows."""
+
+    def __init__(self, shards: list[np.ndarray], positions: list[int], as_tensor) -> None:
+        self._shards = shards
+        self._pos = positions
+        self._as_tensor = as_tensor
+        self._starts = np.cumsum([0] + [len(s) for s in shards])
+        first = shards[0]
+        self.shape = (int(self._starts[-1]), len(positions), *first.shape[2:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> torch.Tensor:
+        rows = np.arange(len(self))[index]
+        scalar = np.ndim(rows) == 0
+        rows = np.atleast_1d(rows)
+        shard_of = np.searchsorted(self._starts, rows, side="right") - 1
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self._shards[0].dtype)
+        for shard in np.unique(shard_of):
+            mask = shard_of == shard
+            local = rows[mask] - self._starts[shard]
+            out[mask] = self._shards[shard][local][:, self._pos]
+        tensor = self._as_tensor(out)
+        return tensor[0] if scalar else tensor
