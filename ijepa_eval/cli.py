@@ -115,18 +115,33 @@ def _triple(text: str | None, name: str) -> tuple[float, ...] | None:
     return values
 
 
-def _preprocess_overrides(
-    crop_pct: float | None, resize: str | None, mean: str | None, std: str | None
+def _encoder_options(
+    which: str | None,
+    heads: int | None,
+    img_size: int | None,
+    crop_pct: float | None,
+    resize: str | None,
+    mean: str | None,
+    std: str | None,
+    source_norm: bool,
 ) -> dict:
+    """The shared loading options as keyword arguments of `load_encoder`."""
     if resize is not None and resize not in ("crop", "resize"):
         raise UserError(f"--resize must be 'crop' or 'resize', not {resize!r}")
     if crop_pct is not None and not 0 < crop_pct <= 1:
         raise UserError(f"--crop-pct must be in (0, 1], not {crop_pct}")
-    return {
+    preprocess = {
         "crop_pct": crop_pct,
         "resize": resize,
         "mean": _triple(mean, "mean"),
         "std": _triple(std, "std"),
+    }
+    return {
+        "which": which,
+        "heads": heads,
+        "img_size": img_size,
+        "preprocess": preprocess,
+        "source_norm": source_norm,
     }
 
 
@@ -147,12 +162,7 @@ def info(
     from ijepa_eval.models import inspect_checkpoint
 
     meta = inspect_checkpoint(
-        ckpt,
-        which,
-        heads=heads,
-        img_size=img_size,
-        preprocess=_preprocess_overrides(crop_pct, resize, mean, std),
-        source_norm=source_norm,
+        ckpt, **_encoder_options(which, heads, img_size, crop_pct, resize, mean, std, source_norm)
     )
     if as_json:
         console.print_json(data=meta.to_dict())
@@ -283,11 +293,7 @@ def extract(
         warnings.simplefilter("always")
         encoder = load_encoder(
             ckpt,
-            which,
-            heads=heads,
-            img_size=img_size,
-            preprocess=_preprocess_overrides(crop_pct, resize, mean, std),
-            source_norm=source_norm,
+            **_encoder_options(which, heads, img_size, crop_pct, resize, mean, std, source_norm),
         )
     name, root = parse_spec(data)
     dataset = load_dataset(

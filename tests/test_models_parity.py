@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
-from helpers import max_diff, reference, save_random_ijepa
+from helpers import OFFICIAL, max_diff, reference, save_random_ijepa
 
 import ijepa_eval as ie
 from ijepa_eval.models.convert import save_hf
@@ -27,6 +28,16 @@ def test_native_which_encoder_is_context_encoder(official_ckpt, official_input):
         tokens = enc(official_input)
     assert enc.info.network == "encoder"
     assert max_diff(tokens, reference("encoder_tokens")) <= 1e-5
+
+
+def test_masked_context_encoder_matches_official_code(official_ckpt, official_input):
+    """encoder(x, masks): position embeddings first, then only the kept patches go through."""
+    masks = [m for m in torch.from_numpy(np.load(OFFICIAL / "masks_enc.npy")).long()]
+    enc = ie.load_encoder(official_ckpt, which="encoder")
+    with torch.no_grad():
+        tokens = enc(official_input, masks)
+    assert tokens.shape == (2, 8, 192)
+    assert max_diff(tokens, reference("encoder_context_tokens")) <= 1e-5
 
 
 def test_native_metadata(official_ckpt):

@@ -67,8 +67,18 @@ class Encoder(VisionTransformer):
     def grid(self) -> tuple[int, int]:
         return tuple(self.patch_embed.grid_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)
+    def forward(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Final-normed tokens; with ``masks`` (I-JEPA's context masks) only the kept ones.
+
+        Each mask is a ``(B, K)`` tensor of patch indices; as in the official encoder, position
+        embeddings are added first and the kept tokens of every mask are stacked along the batch
+        (mask-major), giving ``(len(masks) * B, K, D)``.
+        """
+        if masks is None:
+            return self.forward_features(x)
+        x = self._pos_embed(self.patch_embed(x))
+        x = self.blocks(apply_masks(x, masks))
+        return self.norm(x)
 
     def forward_blocks(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
         """Outputs of the given blocks (negative counts from the end), each through the final norm.
@@ -87,6 +97,12 @@ class Encoder(VisionTransformer):
             if i in wanted:
                 taken[i] = self.norm(x)
         return [taken[w] for w in wanted]
+
+
+def apply_masks(x: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Keep, per mask, the tokens it indexes; stack the results along the batch (mask-major)."""
+    kept = [torch.gather(x, 1, m.unsqueeze(-1).expand(-1, -1, x.size(-1))) for m in masks]
+    return torch.cat(kept, dim=0)
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
