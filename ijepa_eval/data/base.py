@@ -81,7 +81,7 @@ class EvalDataset(Dataset):
         self.skipped: list[tuple[str, str]] = []
         #: How the items were chosen from the full split (subset file, k-shot draw), if at all.
         self.selection: dict[str, Any] | None = None
-        self._fingerprints: dict[bool, str] = {}
+        self._fingerprints: dict[tuple[bool, bool], str] = {}
         if self.targets is not None and len(self.targets) != len(self.items):
             raise ValueError("targets and items differ in length")
         if skip_bad_images:
@@ -178,26 +178,32 @@ class EvalDataset(Dataset):
             if self.targets is not None:
                 self.targets = [self.targets[i] for i in keep]
 
-    def fingerprint(self, content_hash: bool = False, *, fresh: bool = False) -> str:
+    def fingerprint(
+        self, content_hash: bool = False, *, fresh: bool = False, images_only: bool = False
+    ) -> str:
         """A hex digest that changes when the samples, their labels or their files change.
 
         By default it hashes names, sizes and modification times (one ``stat`` per file, cheap
         on 1.28M files); ``content_hash=True`` hashes the file bytes instead. The digest is
         remembered; ``fresh=True`` looks at the files again (has the data changed meanwhile?).
+        ``images_only=True`` leaves out the adapter and the labels: what an encoder sees, so
+        ``clevr_count`` and ``clevr_dist`` over the same images share cached features.
         """
-        if fresh or content_hash not in self._fingerprints:
+        memo = (content_hash, images_only)
+        if fresh or memo not in self._fingerprints:
             h = hashlib.sha256()
-            h.update(f"{self.adapter}\0{self.split}\0{len(self.items)}\0".encode())
+            kind = "images" if images_only else self.adapter
+            h.update(f"{kind}\0{self.split}\0{len(self.items)}\0".encode())
             h.update(f"{self.fingerprint_extra()}\0".encode())
             for path in self.source_files():
                 h.update(_file_token(path, self.root, content_hash))
             for i, item in enumerate(self.items):
-                target = "" if self.targets is None else self.targets[i]
+                target = "" if self.targets is None or images_only else self.targets[i]
                 h.update(f"{self.item_id(item)}\0{target}\0".encode())
                 for path in self.item_files(item):
                     h.update(_file_token(path, self.root, content_hash))
-            self._fingerprints[content_hash] = h.hexdigest()
-        return self._fingerprints[content_hash]
+            self._fingerprints[memo] = h.hexdigest()
+        return self._fingerprints[memo]
 
     def label_histogram(self) -> dict[str, int] | None:
         """Samples per class name, in class order (``None`` for depth sets)."""

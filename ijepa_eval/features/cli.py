@@ -50,7 +50,7 @@ def ls(cache_dir: CacheDirOpt = None) -> None:
         table.add_row(
             e.short_key,
             f"{fields.get('arch', '?')} {fields.get('network', '?')}",
-            f"{data.get('adapter', '?')}:{data.get('split', '?')}",
+            f"{e.meta.get('made_from', {}).get('adapter', '?')}:{data.get('split', '?')}",
             f"{e.num_items:,}",
             ",".join(map(str, e.spec.layers)) + tokens,
             _size(e.size_bytes()),

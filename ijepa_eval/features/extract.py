@@ -78,13 +78,19 @@ def extract(
     base_key = key_of(fields)
 
     hit = None if refresh else store.find(base_key, spec)
+    labels = _labels(dataset)
     if hit is not None:
-        return FeatureSet(hit, spec.layers, hit=True)
+        return FeatureSet(hit, spec.layers, labels, hit=True)
     if refresh and the_world.is_main:
         for stale in [e for e in store._entries(store.root / base_key) if e.spec.covers(spec)]:
             store.remove(stale)
     the_world.barrier()
-    entry = store.open(base_key, spec, {"key_fields": fields}, len(dataset), shard_size)
+    made_from = {  # provenance for `cache ls`; not part of the key
+        "adapter": getattr(dataset, "adapter", type(dataset).__name__),
+        "root": str(getattr(dataset, "root", "")),
+    }
+    meta = {"key_fields": fields, "made_from": made_from}
+    entry = store.open(base_key, spec, meta, len(dataset), shard_size)
     mine = [i for i in entry.missing_shards() if i % the_world.size == the_world.rank]
     if mine:
         run = _Run(encoder, dataset, entry, spec, dev, dtype, batch_size, workers, compile)
@@ -93,34 +99,38 @@ def extract(
     if the_world.is_main and not entry.complete:
         _finalize(entry, dataset, fields)
     the_world.barrier()
-    return FeatureSet(entry, spec.layers)
+    return FeatureSet(entry, spec.layers, labels)
 
 
 def dataset_identity(dataset: Dataset, *, fresh: bool = False) -> dict[str, Any]:
-    """What the cache key knows of a dataset: its content fingerprint, split and selection.
+    """What the cache key knows of a dataset: the images (not the labels), split and selection.
 
+    Labels are left out on purpose: tasks that label the same images differently
+    (``clevr_count``, ``clevr_dist``) share one entry, and labels are read from the dataset.
     ``fresh`` re-reads the files (an `EvalDataset` otherwise remembers its fingerprint).
     """
-    fingerprint = getattr(dataset, "fingerprint", None)
-    if not callable(fingerprint):
+    if isinstance(dataset, EvalDataset):
+        fingerprint = dataset.fingerprint(fresh=fresh, images_only=True)
+    elif callable(getattr(dataset, "fingerprint", None)):
+        fingerprint = dataset.fingerprint()
+    else:
         raise UserError(
             f"{type(dataset).__name__} has no fingerprint(): the cache cannot tell when its data "
             "changes; load it with ijepa_eval.load_dataset or give it a fingerprint() method"
         )
     selection = getattr(dataset, "selection", None)
+    selected = json.dumps(selection, sort_keys=True, default=str) if selection else None
     return {
-        "adapter": getattr(dataset, "adapter", type(dataset).__name__),
         "split": getattr(dataset, "split", None),
-        "fingerprint": fingerprint(fresh=True)
-        if fresh and isinstance(dataset, EvalDataset)
-        else fingerprint(),
-        "selection": hashlib.sha256(
-            json.dumps(selection, sort_keys=True, default=str).encode()
-        ).hexdigest()
-        if selection
-        else None,
+        "fingerprint": fingerprint,
+        "selection": hashlib.sha256(selected.encode()).hexdigest() if selected else None,
         "items": len(dataset),
     }
+
+
+def _labels(dataset: Dataset) -> np.ndarray | None:
+    targets = getattr(dataset, "targets", None)
+    return None if targets is None else np.asarray(targets, dtype=np.int64)
 
 
 def _key_fields(encoder: Encoder, dataset: Dataset, dtype: torch.dtype) -> dict[str, Any]:
@@ -180,15 +190,8 @@ class _Prepared(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int):
-        image, target = self.dataset[index]
-        return self.transform(image), target
-
-
-def _collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, np.ndarray]:
-    images = torch.stack([b[0] for b in batch])
-    targets = np.stack([np.asarray(b[1]) for b in batch])
-    return images, targets
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(self.dataset[index][0])
 
 
 class _Run:
@@ -221,7 +224,6 @@ class _Run:
             batch_sampler=list(self._batches(shards)),
             num_workers=self.workers,
             pin_memory=self.dev.type == "cuda",
-            collate_fn=_collate,
             prefetch_factor=4 if self.workers else None,
         )
         pending: dict[int, list[dict[str, np.ndarray]]] = {}
@@ -229,11 +231,8 @@ class _Run:
         started = time.perf_counter()
         with _progress(show) as bar:
             task = bar.add_task("extracting", total=total)
-            for batch_shard, (images, targets) in zip(
-                self._batch_shards(shards), loader, strict=True
-            ):
+            for batch_shard, images in zip(self._batch_shards(shards), loader, strict=True):
                 out = self._encode_batch(images)
-                out["targets"] = targets
                 pending.setdefault(batch_shard, []).append(out)
                 done_in[batch_shard] = done_in.get(batch_shard, 0) + len(images)
                 if done_in[batch_shard] == len(self.entry.shard_range(batch_shard)):

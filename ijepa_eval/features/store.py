@@ -5,7 +5,7 @@ Layout under the cache root (``~/.cache/ijepa-eval/features`` by default)::
     <base key>/                    what was encoded: checkpoint, network, data, preprocessing…
       <variant>/                   what was kept: blocks, tokens, storage dtype
         entry.json                 the key's fields, item count, shard size (written first)
-        shards/00000/              one committed shard: pooled.npy, [tokens.npy], targets.npy,
+        shards/00000/              one committed shard: pooled.npy, [tokens.npy],
                                    shard.json (sha256 of each file); a directory appears under
                                    its final name by one rename, so a half-written shard is
                                    never visible
@@ -256,13 +256,21 @@ class FeatureStore:
 
 
 class FeatureSet:
-    """Read side of a complete entry: pooled features, optional tokens, targets (memory-mapped)."""
+    """Read side of a complete entry: pooled features and optional tokens (memory-mapped)."""
 
-    def __init__(self, entry: Entry, layers: tuple[int, ...], *, hit: bool = False) -> None:
+    def __init__(
+        self,
+        entry: Entry,
+        layers: tuple[int, ...],
+        labels: np.ndarray | None = None,
+        *,
+        hit: bool = False,
+    ) -> None:
         if not entry.complete:
             raise RuntimeError(f"cache entry {entry.key} is not complete")
         self.entry = entry
         self.layers = layers
+        self.labels = labels  # from the dataset, not the cache: tasks may label images differently
         self.hit = hit  # served from the cache without encoding anything
         self._pos = [entry.spec.layers.index(layer) for layer in layers]
 
@@ -290,9 +298,6 @@ class FeatureSet:
     def pooled(self) -> torch.Tensor:
         """``(N, L, D)``: per requested block, the mean of its final-normed patch tokens."""
         return self._as_tensor(np.concatenate([s[:, self._pos] for s in self._shards("pooled")]))
-
-    def targets(self) -> np.ndarray:
-        return np.concatenate([np.asarray(s) for s in self._shards("targets")])
 
     def tokens(self) -> TokenArray:
         if self.entry.spec.tokens == "none":
