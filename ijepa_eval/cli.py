@@ -367,6 +367,10 @@ def main() -> None:
 
 from ijepa_eval.data.cli import data_app  # noqa: E402
 from ijepa_eval.features.cli import cache_app  # noqa: E402
+from ijepa_eval.tasks import cli as task_cli  # noqa: E402
 
 app.add_typer(data_app, name="data")
 app.add_typer(cache_app, name="cache")
+for _command in (task_cli.run, task_cli.linprobe, task_cli.lowshot, task_cli.clevr, task_cli.knn):
+    app.command()(_command)
+app.command(name="tasks")(task_cli.tasks)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from ijepa_eval.cli import app
 from ijepa_eval.data import EvalDataset, load, load_dataset, parse_spec, register_dataset
-from ijepa_eval.data.registry import Registry
 from ijepa_eval.errors import DataError
+from ijepa_eval.registry import Registry
 
 runner = CliRunner()
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ijepa_eval.data.registry import Registry
 from ijepa_eval.errors import DataError
+from ijepa_eval.registry import Registry
 
 if TYPE_CHECKING:
     from ijepa_eval.data.base import EvalDataset

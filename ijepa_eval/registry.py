@@ -1,4 +1,5 @@
-"""A small name → factory registry: lazy entries, collisions are errors, typos get a suggestion.
+"""One small name → factory registry for every pluggable kind (datasets, tasks): lazy entries,
+collisions are errors, typos get a suggestion.
 
 An entry is the object itself or a ``"module:attribute"`` string imported on first use, so
 listing adapters never imports h5py or `datasets`.

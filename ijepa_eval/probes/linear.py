@@ -1,0 +1,425 @@
+"""A grid of linear probes trained together in one pass over device-resident features.
+
+As in DINOv2's `eval/linear.py`, every configuration (representation x head x lr x weight
+decay) trains at once on the same shuffled mini-batches, so the features are read once per step
+whatever the grid size. Two things make it cheap without a backbone in the loop:
+
+- all heads that read the same input (one representation, raw or batch-normalised) share one
+  weight matrix of shape (D, G*C): one GEMM gives the logits of all G heads, and because the loss
+  is a sum of independent per-head losses, one more GEMM gives all their gradients;
+- BatchNorm1d(affine=False) has no parameters, so its output is the same for every bn_linear
+  head of a representation: it is computed once per step.
+
+The update is plain SGD-momentum (torch semantics) or AdamW with a per-head learning rate and
+weight decay and a cosine schedule; weight decay applies to weights, not biases. Every head of a
+representation starts from the same seeded initialisation and sees the same batches, so
+`fit_linear` on the same data reproduces a grid head: the grid is many independent probes run
+side by side, not a different algorithm.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ijepa_eval.probes.common import ProbeError, check_pair, resolve_device
+from ijepa_eval.probes.metrics import ClassificationMeter
+
+# DINOv2 eval/linear.py's learning rates, scaled by batch size / 256 (the linear scaling rule).
+DINOV2_LRS = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1)
+HEADS = ("linear", "bn_linear")
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class LinearGridConfig:
+    """The sweep and its training schedule.
+
+    Training runs max(epochs x N / batch, min_steps) steps: `epochs` sets the length on large
+    sets (10 epochs of ImageNet at batch 1024 is DINOv2's 12,500 iterations), `min_steps` keeps
+    small sets (VTAB-1k's 800 images) from stopping after a few dozen updates. A batch larger
+    than the training set becomes full-batch, and lrs scale by the batch actually used.
+    """
+
+    lrs: tuple[float, ...] = DINOV2_LRS
+    weight_decays: tuple[float, ...] = (0.0, 5e-4)
+    heads: tuple[str, ...] = HEADS
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    epochs: int = 10
+    min_steps: int = 1000
+    batch_size: int = 1024
+    seed: int = 0
+    eval_batch_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if not self.lrs or min(self.lrs) <= 0:
+            raise ProbeError(f"lrs must be positive and non-empty, got {self.lrs}")
+        if not self.weight_decays or min(self.weight_decays) < 0:
+            raise ProbeError(f"weight_decays must be >= 0 and non-empty, got {self.weight_decays}")
+        unknown = set(self.heads) - set(HEADS)
+        if not self.heads or unknown:
+            raise ProbeError(f"heads must be a non-empty subset of {HEADS}, got {self.heads}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ProbeError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.epochs < 0 or self.min_steps < 0 or self.epochs + self.min_steps == 0:
+            raise ProbeError("epochs and min_steps must be >= 0, and not both 0")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ProbeError("batch sizes must be >= 1")
+
+    def batch(self, n: int) -> int:
+        return min(self.batch_size, n)
+
+    def steps(self, n: int) -> int:
+        return max(math.ceil(self.epochs * n / self.batch(n)), self.min_steps)
+
+    def effective_lr(self, lr: float, n: int) -> float:
+        return lr * self.batch(n) / 256
+
+
+class LinearHead(nn.Module):
+    """A trained probe: optional BatchNorm1d(affine=False), then a linear layer."""
+
+    def __init__(self, dim: int, num_classes: int, *, head: str = "linear"):
+        super().__init__()
+        if head not in HEADS:
+            raise ProbeError(f"head must be one of {HEADS}, got {head!r}")
+        self.head = head
+        self.norm = nn.BatchNorm1d(dim, affine=False) if head == "bn_linear" else nn.Identity()
+        self.linear = nn.Linear(dim, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(self.norm(x))
+
+    @torch.no_grad()
+    def scores(self, x: Tensor, *, batch_size: int = 4096) -> Tensor:
+        """Logits (N, C) on the CPU, in eval mode, computed in batches on the head's device."""
+        self.eval()
+        dev = self.linear.weight.device
+        return torch.cat(
+            [
+                self(x[i : i + batch_size].to(dev).float()).cpu()
+                for i in range(0, x.shape[0], batch_size)
+            ]
+        )
+
+    def predict(self, x: Tensor) -> Tensor:
+        return self.scores(x).argmax(dim=1)
+
+
+@dataclass
+class GridResult:
+    """Every configuration's validation metrics, the chosen row, and the chosen head itself."""
+
+    rows: list[dict]
+    best: dict
+    best_head: LinearHead = field(repr=False)
+
+
+class _HeadGroup:
+    """G heads reading one input (a representation, raw or batch-normalised): weight (D, G*C)."""
+
+    def __init__(
+        self,
+        rep: str,
+        head: str,
+        dim: int,
+        num_classes: int,
+        config: LinearGridConfig,
+        n: int,
+        device: torch.device,
+    ):
+        self.rep, self.head, self.config = rep, head, config
+        combos = [(lr, wd) for lr in config.lrs for wd in config.weight_decays]
+        self.combos, self.num_classes, self.size = combos, num_classes, len(combos)
+        lrs = [config.effective_lr(lr, n) for lr, _ in combos]
+        self.lr = torch.tensor(lrs, device=device)[:, None]  # (G, 1): broadcasts over classes
+        self.wd = torch.tensor([wd for _, wd in combos], device=device)[:, None]
+        init = torch.Generator().manual_seed(config.seed)  # same start for every head (and device)
+        w0 = torch.randn(dim, 1, num_classes, generator=init) * 0.01  # DINOv2's normal(0, 0.01)
+        self.weight = w0.expand(dim, self.size, num_classes).reshape(dim, -1).to(device)
+        self.bias = torch.zeros(self.size * num_classes, device=device)
+        self.norm = nn.BatchNorm1d(dim, affine=False).to(device) if head == "bn_linear" else None
+        self.state = {name: {} for name in ("weight", "bias")}
+        self.t = 0
+
+    def input(self, x: Tensor, *, train: bool) -> Tensor:
+        if self.norm is None:
+            return x
+        return self.norm.train(train)(x)
+
+    def logits(self, x: Tensor) -> Tensor:
+        return torch.addmm(self.bias, x, self.weight).view(x.shape[0], self.size, -1)
+
+    def step(self, x: Tensor, y: Tensor, schedule: float) -> Tensor:
+        """One update of all G heads on a batch; returns their mean training loss."""
+        n = x.shape[0]
+        prob = self.logits(x).softmax(dim=-1)
+        loss = -prob[torch.arange(n), :, y].clamp_min(1e-12).log().mean()
+        prob -= F.one_hot(y, self.num_classes)[:, None, :]  # d(mean CE)/d(logits), times n
+        grad = prob.view(n, -1) / n
+        self.t += 1
+        lr = self.lr * schedule
+        self._update("weight", self.weight, x.T @ grad, lr, self.wd)
+        self._update("bias", self.bias, grad.sum(0), lr, None)
+        return loss
+
+    def _update(self, name: str, param: Tensor, grad: Tensor, lr: Tensor, wd: Tensor | None):
+        p, g = (
+            param.view(-1, self.size, self.num_classes),
+            grad.view(-1, self.size, self.num_classes),
+        )
+        state, cfg = self.state[name], self.config
+        if cfg.optimizer == "sgd":  # torch.optim.SGD: d = g + wd*p; buf = m*buf + d; p -= lr*buf
+            if wd is not None:
+                g = g + wd * p
+            buf = state.setdefault("buf", torch.zeros_like(p))
+            buf.mul_(cfg.momentum).add_(g)
+            p.sub_(lr * buf)
+        else:  # torch.optim.AdamW defaults: betas (0.9, 0.999), eps 1e-8, decoupled decay
+            m = state.setdefault("m", torch.zeros_like(p))
+            v = state.setdefault("v", torch.zeros_like(p))
+            m.lerp_(g, 0.1)
+            v.mul_(0.999).addcmul_(g, g, value=0.001)
+            if wd is not None:
+                p.mul_(1 - lr * wd)
+            step = (m / (1 - 0.9**self.t)) / ((v / (1 - 0.999**self.t)).sqrt() + 1e-8)
+            p.sub_(lr * step)
+
+    def extract(self, g: int) -> LinearHead:
+        """Head g of the group as a standalone LinearHead."""
+        dim = self.weight.shape[0]
+        head = LinearHead(dim, self.num_classes, head=self.head).to(self.weight.device)
+        w = self.weight.view(dim, self.size, self.num_classes)[:, g, :]
+        head.linear.weight.data.copy_(w.T)
+        head.linear.bias.data.copy_(self.bias.view(self.size, -1)[g])
+        if self.norm is not None:
+            head.norm.load_state_dict(self.norm.state_dict())
+        return head.eval()
+
+
+def _batches(n: int, batch: int, steps: int, seed: int, device: torch.device) -> Iterator[Tensor]:
+    """`steps` batches of indices drawn from consecutive seeded permutations of range(n)."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        while pool.numel() < batch:
+            pool = torch.cat([pool, torch.randperm(n, generator=gen)])
+        yield pool[:batch].to(device)
+        pool = pool[batch:]
+
+
+def _check_reps(
+    feats: Mapping[str, Tensor], labels: Tensor, *, num_classes: int, name: str, train: bool
+) -> Tensor:
+    if not feats:
+        raise ProbeError(f"no representations given for the {name} set")
+    for rep, x in feats.items():
+        labels = check_pair(
+            x, labels, num_classes=num_classes, name=f"{name} '{rep}'", need_two_classes=train
+        )
+    return labels
+
+
+@torch.no_grad()
+def _train(
+    feats: Mapping[str, Tensor],
+    y: Tensor,
+    *,
+    num_classes: int,
+    config: LinearGridConfig,
+    device: torch.device,
+    progress: bool,
+) -> list[_HeadGroup]:
+    n = y.shape[0]
+    xs = {rep: x.to(device) for rep, x in feats.items()}  # stored dtype; float32 per batch
+    y = y.to(device)
+    groups = {
+        rep: [_HeadGroup(rep, h, x.shape[1], num_classes, config, n, device) for h in config.heads]
+        for rep, x in xs.items()
+    }
+    steps = config.steps(n)
+    for t, idx in enumerate(_batches(n, config.batch(n), steps, config.seed, device)):
+        schedule = 0.5 * (1 + math.cos(math.pi * t / steps))
+        yb = y[idx]
+        losses = []
+        for rep, x in xs.items():
+            xb = x[idx].float()
+            for group in groups[rep]:
+                losses.append(group.step(group.input(xb, train=True), yb, schedule))
+        if progress and (t + 1) % max(steps // 10, 1) == 0:
+            loss = torch.stack(losses).mean().item()
+            print(f"linear grid: step {t + 1}/{steps}, mean loss {loss:.4f}", file=sys.stderr)
+    return [g for gs in groups.values() for g in gs]
+
+
+@torch.no_grad()
+def _evaluate(
+    group: _HeadGroup, x: Tensor, y: Tensor, config: LinearGridConfig, device: torch.device
+) -> list[dict[str, float]]:
+    meter = ClassificationMeter(group.num_classes, heads=group.size)
+    for i in range(0, x.shape[0], config.eval_batch_size):
+        xb = x[i : i + config.eval_batch_size].to(device).float()
+        meter.update(group.logits(group.input(xb, train=False)), y[i : i + config.eval_batch_size])
+    return meter.compute()
+
+
+def select_on_val(rows: Sequence[dict], *, metric: str = "val_top1") -> int:
+    """Index of the row with the best validation metric; ties go to the first in grid order.
+
+    It sees only the rows' validation metrics, so the choice cannot depend on a test set.
+    """
+    if not rows:
+        raise ProbeError("no grid rows to select from")
+    best = max(row[metric] for row in rows)
+    return next(i for i, row in enumerate(rows) if row[metric] == best)
+
+
+def linear_grid(
+    train: Mapping[str, Tensor],
+    train_y: Tensor,
+    val: Mapping[str, Tensor],
+    val_y: Tensor,
+    *,
+    num_classes: int,
+    config: LinearGridConfig = LinearGridConfig(),
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> GridResult:
+    """Train every (representation, head, lr, weight decay) on `train`; score each on `val`.
+
+    `train` and `val` map a representation name (e.g. "lastPOOL", "concatPOOL4") to (N, D)
+    features. Rows come in grid order: representation, head, lr, weight decay.
+    """
+    train_y = _check_reps(train, train_y, num_classes=num_classes, name="train", train=True)
+    val_y = _check_reps(val, val_y, num_classes=num_classes, name="val", train=False)
+    if set(train) != set(val):
+        raise ProbeError(f"train has representations {sorted(train)}, val {sorted(val)}")
+    for rep in train:
+        if train[rep].shape[1] != val[rep].shape[1]:
+            raise ProbeError(
+                f"'{rep}' is {train[rep].shape[1]}-d in train, {val[rep].shape[1]}-d in val"
+            )
+    dev = resolve_device(device)
+    n = train_y.shape[0]
+    groups = _train(
+        train, train_y, num_classes=num_classes, config=config, device=dev, progress=progress
+    )
+    rows, owners = [], []
+    for group in groups:
+        metrics = _evaluate(group, val[group.rep], val_y, config, dev)
+        for g, ((lr, wd), m) in enumerate(zip(group.combos, metrics, strict=True)):
+            rows.append(
+                {
+                    "representation": group.rep,
+                    "head": group.head,
+                    "lr": lr,
+                    "effective_lr": config.effective_lr(lr, n),
+                    "weight_decay": wd,
+                    "optimizer": config.optimizer,
+                    **{f"val_{k}": v for k, v in m.items()},
+                }
+            )
+            owners.append((group, g))
+    i = select_on_val(rows)
+    group, g = owners[i]
+    return GridResult(rows=rows, best=rows[i], best_head=group.extract(g))
+
+
+def fit_linear(
+    train: Tensor,
+    train_y: Tensor,
+    *,
+    num_classes: int,
+    head: str,
+    lr: float,
+    weight_decay: float,
+    config: LinearGridConfig = LinearGridConfig(),
+    device: str | torch.device | None = None,
+) -> LinearHead:
+    """Train one probe (e.g. the grid's choice, on train + val) with the grid's schedule.
+
+    `lr` is a base lr, as in the grid rows; it is scaled by the batch size the same way.
+    """
+    one = replace(config, lrs=(lr,), weight_decays=(weight_decay,), heads=(head,))
+    train_y = check_pair(train, train_y, num_classes=num_classes, name="train")
+    (group,) = _train(
+        {"x": train},
+        train_y,
+        num_classes=num_classes,
+        config=one,
+        device=resolve_device(device),
+        progress=False,
+    )
+    return group.extract(0)
+
+
+@dataclass
+class LinearProbeResult:
+    """The full path's outcome: grid on train/val, chosen row, the final head, test metrics."""
+
+    grid: GridResult
+    chosen: dict
+    head: LinearHead = field(repr=False)
+    test: dict[str, float]
+    refit: bool
+
+
+def linear_probe(
+    train: Mapping[str, Tensor],
+    train_y: Tensor,
+    val: Mapping[str, Tensor],
+    val_y: Tensor,
+    test: Mapping[str, Tensor],
+    test_y: Tensor,
+    *,
+    num_classes: int,
+    config: LinearGridConfig = LinearGridConfig(),
+    refit: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> LinearProbeResult:
+    """Grid on train, choose on val, (by default) retrain the choice on train + val, test once.
+
+    The test set enters only in the last line, after the choice and the final head are fixed.
+    """
+    test_y = _check_reps(test, test_y, num_classes=num_classes, name="test", train=False)
+    if set(test) != set(train):
+        raise ProbeError(f"test has representations {sorted(test)}, train {sorted(train)}")
+    grid = linear_grid(
+        train,
+        train_y,
+        val,
+        val_y,
+        num_classes=num_classes,
+        config=config,
+        device=device,
+        progress=progress,
+    )
+    best = grid.best
+    rep = best["representation"]
+    if refit:
+        head = fit_linear(
+            torch.cat([train[rep], val[rep].to(train[rep].dtype)]),
+            torch.cat([torch.as_tensor(train_y), torch.as_tensor(val_y)]),
+            num_classes=num_classes,
+            head=best["head"],
+            lr=best["lr"],
+            weight_decay=best["weight_decay"],
+            config=config,
+            device=device,
+        )
+    else:
+        head = grid.best_head
+    scores = head.scores(test[rep], batch_size=config.eval_batch_size)
+    meter = ClassificationMeter(num_classes)
+    meter.update(scores, test_y)
+    return LinearProbeResult(
+        grid=grid, chosen=best, head=head, test=meter.compute()[0], refit=refit
+    )

@@ -1,0 +1,174 @@
+"""Task specs: one YAML file per benchmark task, read into frozen dataclasses.
+
+A spec names the dataset and its splits, the representations and the probe with its grid, the
+metrics (each with its direction), and a ``protocol:`` note that cites the setting it follows
+and every deviation. ``include: other.yaml`` takes another file as the base and overrides it.
+Unknown or misspelt fields are errors that name the field and suggest the closest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ijepa_eval.errors import UserError
+
+PROBES = ("linear", "logreg", "knn")
+REPRESENTATIONS = ("lastPOOL", "concatPOOL4")
+
+
+class TaskSpecError(UserError):
+    """A task YAML that cannot be used as written."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data and which splits.
+
+    ``select`` chooses hyper-parameters: a split name (``val200``); ``holdout``, a stratified
+    ``holdout`` fraction of ``train`` carved with ``seed``; ``none`` (k-NN reports every k);
+    or ``auto`` — for data with a ``test`` split, ``test`` is reported and ``val`` selects;
+    otherwise ``val`` is reported and a held-out part of ``train`` selects (the ImageNet
+    layout). The chosen configuration is then refit on train plus the selection data.
+    """
+
+    adapter: str | None = None  # None: any classification dataset (format from --data)
+    root_key: str | None = None  # settings key of the default location (IJEPA_EVAL_DATA_<KEY>)
+    train: str = "train"
+    test: str | None = None  # None with select "auto": decided by the splits on disk
+    select: str = "auto"
+    holdout: float = 0.1
+    seed: int = 0
+    subset_file_key: str | None = None  # settings key of a SimCLR subset file (imagenet_1pct)
+    shots: tuple[int, ...] = ()
+    seeds: tuple[int, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    type: str
+    representations: tuple[str, ...] = ("lastPOOL",)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: int
+    description: str
+    protocol: str
+    dataset: DataSpec
+    probe: ProbeSpec
+    metrics: tuple[MetricSpec, ...]
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_task_file(path: str | Path) -> TaskSpec:
+    """Read, resolve ``include:`` and validate one task YAML."""
+    path = Path(path)
+    raw = _read_with_includes(path, seen=())
+    return _build(raw, path)
+
+
+def _read_with_includes(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise TaskSpecError(f"task YAML {path}: include loop through {', '.join(map(str, seen))}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise TaskSpecError(f"cannot read task YAML {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise TaskSpecError(f"task YAML {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TaskSpecError(f"task YAML {path} must be a mapping of fields")
+    base_name = raw.pop("include", None)
+    if base_name is None:
+        return raw
+    base = _read_with_includes(path.parent / base_name, (*seen, path.resolve()))
+    return _merge(base, raw)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict) and key != "params"
+        out[key] = _merge(base[key], value) if nested else value
+    return out
+
+
+def _check_fields(raw: dict[str, Any], cls: type, where: str, path: Path) -> None:
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = (
+                f" (did you mean '{where}{close[0]}'?)"
+                if close
+                else f"; fields: {', '.join(names)}"
+            )
+            raise TaskSpecError(f"task YAML {path}: unknown field '{where}{key}'{hint}")
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name != "source"
+    ]
+    missing = [name for name in required if name not in raw]
+    if missing:
+        raise TaskSpecError(f"task YAML {path}: missing field '{where}{missing[0]}'")
+
+
+def _build(raw: dict[str, Any], path: Path) -> TaskSpec:
+    _check_fields(raw, TaskSpec, "", path)
+    for key, cls in (("dataset", DataSpec), ("probe", ProbeSpec)):
+        if not isinstance(raw[key], dict):
+            raise TaskSpecError(f"task YAML {path}: '{key}' must be a mapping")
+        _check_fields(raw[key], cls, f"{key}.", path)
+    data = dict(raw["dataset"])
+    for key in ("shots", "seeds"):
+        data[key] = tuple(int(x) for x in data.get(key, ()))
+    probe = dict(raw["probe"])
+    probe["representations"] = tuple(probe.get("representations", ("lastPOOL",)))
+    if probe["type"] not in PROBES:
+        raise TaskSpecError(f"task YAML {path}: probe.type {probe['type']!r}; use one of {PROBES}")
+    unknown = [r for r in probe["representations"] if r not in REPRESENTATIONS]
+    if unknown:
+        raise TaskSpecError(
+            f"task YAML {path}: representation {unknown[0]!r}; use {', '.join(REPRESENTATIONS)}"
+        )
+    if not isinstance(raw["metrics"], list) or not raw["metrics"]:
+        raise TaskSpecError(f"task YAML {path}: 'metrics' must be a non-empty list")
+    metrics = []
+    for entry in raw["metrics"]:
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        _check_fields(entry, MetricSpec, "metrics[].", path)
+        metrics.append(MetricSpec(**entry))
+    try:
+        return TaskSpec(
+            name=str(raw["name"]),
+            version=int(raw["version"]),
+            description=str(raw["description"]).strip(),
+            protocol=str(raw["protocol"]).strip(),
+            dataset=DataSpec(**data),
+            probe=ProbeSpec(**probe),
+            metrics=tuple(metrics),
+            source=str(path),
+        )
+    except (TypeError, ValueError) as exc:
+        raise TaskSpecError(f"task YAML {path}: {exc}") from exc
