@@ -40,7 +40,7 @@ from ijepa_eval.probes import (
 from ijepa_eval.settings import data_root, require_data_root
 from ijepa_eval.tasks.record import SCHEMA, environment, write_record
 from ijepa_eval.tasks.registry import get_task
-from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec
+from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, blocks_of
 
 
 @dataclass
@@ -99,23 +99,16 @@ def resolve_data(spec: TaskSpec, data: str | None) -> tuple[str, str]:
 def representations(
     pooled: torch.Tensor, layers: tuple[int, ...], names: Iterable[str], depth: int
 ) -> dict[str, torch.Tensor]:
-    """lastPOOL and concatPOOL4 (VISSL) from per-block pooled features ``(N, L, D)``."""
+    """Each named representation from per-block pooled features ``(N, L, D)`` (see `blocks_of`)."""
     x = pooled.float()
-    out = {}
-    for name in names:
-        if name == "lastPOOL":
-            out[name] = x[:, layers.index(depth - 1)]
-        else:  # concatPOOL4: the last four blocks (fewer if the encoder is shallower)
-            wanted = list(range(max(0, depth - 4), depth))
-            out[name] = torch.cat([x[:, layers.index(i)] for i in wanted], dim=1)
-    return out
+    return {
+        name: torch.cat([x[:, layers.index(i)] for i in blocks_of(name, depth)], dim=1)
+        for name in names
+    }
 
 
 def needed_layers(names: Iterable[str], depth: int) -> tuple[int, ...]:
-    wanted = {depth - 1}
-    if "concatPOOL4" in names:
-        wanted |= set(range(max(0, depth - 4), depth))
-    return tuple(sorted(wanted))
+    return tuple(sorted({i for name in names for i in blocks_of(name, depth)}))
 
 
 class _Features:

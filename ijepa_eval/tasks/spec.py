@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,26 @@ import yaml
 from ijepa_eval.errors import UserError
 
 PROBES = ("linear", "logreg", "knn")
-REPRESENTATIONS = ("lastPOOL", "concatPOOL4")
+REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "block<N>")
+_BLOCK = re.compile(r"block(\d+)")
+
+
+def blocks_of(representation: str, depth: int) -> list[int]:
+    """The blocks whose pooled outputs make up a representation (concatenated in this order).
+
+    lastPOOL: the last block; concatPOOL4: the last four (fewer in a shallower encoder);
+    ``block<N>``: block N alone (the layer sweep).
+    """
+    if representation == "lastPOOL":
+        return [depth - 1]
+    if representation == "concatPOOL4":
+        return list(range(max(0, depth - 4), depth))
+    match = _BLOCK.fullmatch(representation)
+    if match is None:
+        raise UserError(f"unknown representation {representation!r}; use {REPRESENTATIONS}")
+    if int(match.group(1)) >= depth:
+        raise UserError(f"{representation}: the encoder has blocks 0..{depth - 1}")
+    return [int(match.group(1))]
 
 
 class TaskSpecError(UserError):
@@ -147,7 +167,9 @@ def _build(raw: dict[str, Any], path: Path) -> TaskSpec:
     probe["representations"] = tuple(probe.get("representations", ("lastPOOL",)))
     if probe["type"] not in PROBES:
         raise TaskSpecError(f"task YAML {path}: probe.type {probe['type']!r}; use one of {PROBES}")
-    unknown = [r for r in probe["representations"] if r not in REPRESENTATIONS]
+    unknown = [
+        r for r in probe["representations"] if r not in REPRESENTATIONS and not _BLOCK.fullmatch(r)
+    ]
     if unknown:
         raise TaskSpecError(
             f"task YAML {path}: representation {unknown[0]!r}; use {', '.join(REPRESENTATIONS)}"
