@@ -69,5 +69,22 @@ class Preprocess:
             ]
         )
 
+    def depth_transform(self) -> Callable[[Any], torch.Tensor]:
+        """A depth map ``(H, W)`` → ``(img_size, img_size)`` aligned with `transform`'s pixels.
+
+        Same resize and crop, but nearest-neighbour: interpolating depth would invent values
+        across object edges and blend in the zeros that mark missing measurements.
+        """
+        nearest = T.InterpolationMode.NEAREST
+        if self.resize == "crop":
+            geometry = [
+                T.Resize(self.resize_size, interpolation=nearest),
+                T.CenterCrop(self.img_size),
+            ]
+        else:
+            geometry = [T.Resize((self.img_size, self.img_size), interpolation=nearest)]
+        resize = T.Compose(geometry)
+        return lambda depth: resize(torch.as_tensor(depth, dtype=torch.float32)[None])[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "resize_size": self.resize_size}

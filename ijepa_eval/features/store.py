@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import uuid
@@ -302,18 +303,49 @@ class FeatureSet:
     def tokens(self) -> TokenArray:
         if self.entry.spec.tokens == "none":
             raise UserError(f"cache entry {self.key} holds no patch tokens; extract with --tokens")
-        return TokenArray(self._shards("tokens"), self._pos, self._as_tensor)
+        shards = [
+            MappedNpy(self.entry.shard_dir(i) / "tokens.npy") for i in range(self.entry.num_shards)
+        ]
+        return TokenArray(shards, self._pos, self._as_tensor)
+
+
+class MappedNpy:
+    """A read-only ``.npy`` mapped into memory, whose pages can be handed back after a read.
+
+    Reading rows of a mapping makes those pages resident and counted in the process's RSS
+    until unmapped; `release` tells the kernel we are done with them (they stay in the page
+    cache), so streaming a token cache larger than RAM keeps the RSS at one batch.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+            self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        if fortran:
+            raise RuntimeError(f"{path} is Fortran-ordered; the cache never writes that")
+        self.array = np.ndarray(shape, dtype=dtype, buffer=self._map, offset=offset)
+
+    def release(self) -> None:
+        if hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
 
 
 class TokenArray:
     """Patch tokens ``(N, L, T, D)`` spread over memory-mapped shards; indexing reads only rows."""
 
-    def __init__(self, shards: list[np.ndarray], positions: list[int], as_tensor) -> None:
+    def __init__(self, shards: list[MappedNpy], positions: list[int], as_tensor) -> None:
         self._shards = shards
         self._pos = positions
         self._as_tensor = as_tensor
-        self._starts = np.cumsum([0] + [len(s) for s in shards])
-        first = shards[0]
+        self._starts = np.cumsum([0] + [len(s.array) for s in shards])
+        first = shards[0].array
         self.shape = (int(self._starts[-1]), len(positions), *first.shape[2:])
 
     def __len__(self) -> int:
@@ -324,10 +356,11 @@ class TokenArray:
         scalar = np.ndim(rows) == 0
         rows = np.atleast_1d(rows)
         shard_of = np.searchsorted(self._starts, rows, side="right") - 1
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self._shards[0].dtype)
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self._shards[0].array.dtype)
         for shard in np.unique(shard_of):
             mask = shard_of == shard
             local = rows[mask] - self._starts[shard]
-            out[mask] = self._shards[shard][local][:, self._pos]
+            out[mask] = self._shards[shard].array[local][:, self._pos]
+            self._shards[shard].release()
         tensor = self._as_tensor(out)
         return tensor[0] if scalar else tensor

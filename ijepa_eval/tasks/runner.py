@@ -25,7 +25,8 @@ from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.data.detect import detect_format
 from ijepa_eval.data.load import DATASETS
 from ijepa_eval.errors import UserError
-from ijepa_eval.features import extract
+from ijepa_eval.features import FeatureSet, extract
+from ijepa_eval.features.store import TokenArray
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
 from ijepa_eval.probes import (
@@ -37,6 +38,7 @@ from ijepa_eval.probes import (
     resolve_device,
     stratified_split,
 )
+from ijepa_eval.probes.depth import DepthConfig, depth_probe
 from ijepa_eval.settings import data_root, require_data_root
 from ijepa_eval.tasks.record import SCHEMA, environment, write_record
 from ijepa_eval.tasks.registry import get_task
@@ -134,24 +136,36 @@ class _Features:
     def get(
         self, split: str, label: str | None = None, **subset: Any
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, Any]:
+        """Pooled representations and class labels of one split."""
         ds = load_dataset(self.adapter, self.root, split, **subset, **self.options)
         if ds.targets is None:
             raise UserError(f"task {self.spec.name} needs class labels; {self.adapter} has none")
+        feats = self._extract(ds, label or split, tokens="none")
+        reps = representations(
+            feats.pooled(), self.layers, self.spec.probe.representations, len(self.encoder.blocks)
+        )
+        return reps, torch.as_tensor(feats.labels), ds
+
+    def tokens(self, split: str, label: str | None = None) -> tuple[TokenArray, Any]:
+        """Patch tokens ``(N, L, T, D)`` of the needed blocks, memory-mapped, and the dataset."""
+        ds = load_dataset(self.adapter, self.root, split, **self.options)
+        return self._extract(ds, label or split, tokens="all").tokens(), ds
+
+    def _extract(self, ds: Any, label: str, tokens: str) -> FeatureSet:
         started = time.perf_counter()
-        feats = extract(self.encoder, ds, layers=list(self.layers), **self.extract_options)
+        feats = extract(
+            self.encoder, ds, layers=list(self.layers), tokens=tokens, **self.extract_options
+        )
         self.extract_s += time.perf_counter() - started
-        self.entries.append({"split": label or split, "key": feats.key, "cache_hit": feats.hit})
-        self.datasets[label or split] = {
-            "split": split,
+        self.entries.append({"split": label, "key": feats.key, "cache_hit": feats.hit})
+        self.datasets[label] = {
+            "split": ds.split,
             "items": len(ds),
             "fingerprint": ds.fingerprint(),
             "selection": ds.selection,
             "skipped": len(ds.skipped),
         }
-        reps = representations(
-            feats.pooled(), self.layers, self.spec.probe.representations, len(self.encoder.blocks)
-        )
-        return reps, torch.as_tensor(feats.labels), ds
+        return feats
 
 
 def evaluate(
@@ -208,7 +222,12 @@ def evaluate(
     }
     feats = _Features(encoder, spec, adapter, root, options, extract_options)
     probe_started = time.perf_counter()
-    probe = {"linear": _run_linear, "logreg": _run_logreg, "knn": _run_knn}[spec.probe.type]
+    probe = {
+        "linear": _run_linear,
+        "logreg": _run_logreg,
+        "knn": _run_knn,
+        "depth": _run_depth,
+    }[spec.probe.type]
     with warnings.catch_warnings(record=True) as probe_warnings:
         warnings.simplefilter("always")
         outcome = probe(spec, plan, feats, subset_file=subset_file, device=device)
@@ -227,6 +246,7 @@ def evaluate(
         "metrics": metrics,
         "metrics_std": outcome.get("metrics_std", {}),
         "higher_is_better": {m.name: m.higher_is_better for m in spec.metrics},
+        "baselines": outcome.get("baselines", {}),
         "chosen": outcome.get("chosen"),
         "grid": outcome.get("grid", []),
         "seeds": outcome.get("seeds", {"selection_split": spec.dataset.seed}),
@@ -417,3 +437,72 @@ def _concat_note(spec: TaskSpec, feats: _Features) -> list[str]:
     if "concatPOOL4" in spec.probe.representations and depth < 4:
         return [f"concatPOOL4 uses the last {depth} blocks: the encoder has only {depth}"]
     return []
+
+
+def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_: Any) -> dict:
+    params = dict(spec.probe.params)
+    eigen_crop = bool(params.pop("eigen_crop", False))
+    config = DepthConfig(**_as_config(params))
+    to_target = feats.encoder.preprocess.depth_transform()
+
+    def split(name: str, label: str) -> tuple[TokenArray, torch.Tensor]:
+        tokens, ds = feats.tokens(name, label)
+        maps = []
+        for item in ds.items:
+            depth = ds.load_target(item)
+            maps.append(to_target(eigen_cropped(depth) if eigen_crop else depth))
+        return tokens, torch.stack(maps)
+
+    train_tokens, train_depth = split(plan.train, "train")
+    if plan.select is not None:
+        fit, fit_depth = train_tokens, train_depth
+        val, val_depth = split(plan.select, "select")
+    else:  # a seeded held-out part of train, as rows of the same memory-mapped tokens
+        order = np.random.default_rng(spec.dataset.seed).permutation(len(train_depth))
+        cut = max(1, round(len(order) * (plan.holdout or spec.dataset.holdout)))
+        val_rows, fit_rows = np.sort(order[:cut]), np.sort(order[cut:])
+        fit, fit_depth = RowView(train_tokens, fit_rows), train_depth[torch.as_tensor(fit_rows)]
+        val, val_depth = RowView(train_tokens, val_rows), train_depth[torch.as_tensor(val_rows)]
+    test, test_depth = split(plan.test, "test")
+    result = depth_probe(
+        fit,
+        fit_depth,
+        val,
+        val_depth,
+        test,
+        test_depth,
+        grid=feats.encoder.grid,
+        config=config,
+        device=device,
+    )
+    return {
+        "metrics": result.test,
+        "baselines": {"train_mean_depth_map": result.baseline},
+        "chosen": {**result.chosen, "representation": spec.probe.representations[0]},
+        "grid": result.rows,
+        "head_state": result.head.state_dict(),
+        "splits": {"fit": len(fit_depth), "select": len(val_depth), "test": len(test_depth)},
+        "seeds": {"selection_split": spec.dataset.seed, "probe": config.seed},
+    }
+
+
+class RowView:
+    """Rows ``rows`` of a token array, indexable like one (a held-out split without copying)."""
+
+    def __init__(self, tokens: Any, rows: np.ndarray) -> None:
+        self.tokens, self.rows = tokens, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: np.ndarray) -> torch.Tensor:
+        return self.tokens[self.rows[index]]
+
+
+def eigen_cropped(depth: np.ndarray) -> np.ndarray:
+    """NYU's Eigen crop: only rows 45:471, columns 41:601 of the 480×640 frame are scored."""
+    if depth.shape != (480, 640):
+        raise UserError(f"the Eigen crop is defined on 480x640 NYU frames, not {depth.shape}")
+    cropped = np.zeros_like(depth)
+    cropped[45:471, 41:601] = depth[45:471, 41:601]
+    return cropped

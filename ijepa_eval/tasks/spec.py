@@ -19,8 +19,8 @@ import yaml
 
 from ijepa_eval.errors import UserError
 
-PROBES = ("linear", "logreg", "knn")
-REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "block<N>")
+PROBES = ("linear", "logreg", "knn", "depth")
+REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "linear", "linear4", "block<N>")
 _BLOCK = re.compile(r"block(\d+)")
 
 
@@ -28,10 +28,13 @@ def blocks_of(representation: str, depth: int) -> list[int]:
     """The blocks whose pooled outputs make up a representation (concatenated in this order).
 
     lastPOOL: the last block; concatPOOL4: the last four (fewer in a shallower encoder);
-    ``block<N>``: block N alone (the layer sweep).
+    ``block<N>``: block N alone (the layer sweep). For dense probes, ``linear`` is the last
+    block's tokens and ``linear4`` four evenly spaced blocks' (DINOv2's depth heads).
     """
-    if representation == "lastPOOL":
+    if representation in ("lastPOOL", "linear"):
         return [depth - 1]
+    if representation == "linear4":
+        return sorted({round((i + 1) * depth / 4) - 1 for i in range(4)})
     if representation == "concatPOOL4":
         return list(range(max(0, depth - 4), depth))
     match = _BLOCK.fullmatch(representation)

@@ -1,0 +1,219 @@
+"""Monocular depth from frozen patch tokens: a 1×1-conv bin classifier, as DINOv2's BNHead.
+
+Tokens ``(B, L, T, D)`` (L blocks on a ``gh × gw`` grid) become a ``(B, L·D, gh, gw)`` map →
+optional BatchNorm → 1×1 convolution to N depth bins (uniform or log-spaced centres) →
+scores made non-negative and normalised (ReLU + ε, divided by their sum, DINOv2's "linear"
+normalisation) → depth = Σ p_k · bin_k per patch → bilinear upsampling to the target size.
+Trained with the scale-invariant log loss (SigLoss). Several configurations train in one pass
+over memory-mapped tokens; the one with the lowest validation RMSE is chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ijepa_eval.probes.common import ProbeError, resolve_device
+
+DEPTH_METRICS = {  # name → higher is better
+    "rmse": False,
+    "abs_rel": False,
+    "log10": False,
+    "delta1": True,
+    "delta2": True,
+    "delta3": True,
+}
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    weight_decay: float = 1e-4
+    batchnorm: bool = True
+    n_bins: int = 256
+    bins: str = "uniform"  # or "log"
+    min_depth: float = 1e-3
+    max_depth: float = 10.0
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bins not in ("uniform", "log"):
+            raise ProbeError(f"bins must be 'uniform' or 'log', not {self.bins!r}")
+        if not 0 < self.min_depth < self.max_depth:
+            raise ProbeError(
+                f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}"
+            )
+        if not self.lrs or min(self.lrs) <= 0 or self.n_bins < 2 or self.batch_size < 1:
+            raise ProbeError("lrs must be positive, n_bins >= 2 and batch_size >= 1")
+
+
+class DepthHead(nn.Module):
+    def __init__(self, in_dim: int, grid: tuple[int, int], config: DepthConfig) -> None:
+        super().__init__()
+        self.grid = grid
+        self.norm = nn.BatchNorm2d(in_dim) if config.batchnorm else nn.Identity()
+        self.conv = nn.Conv2d(in_dim, config.n_bins, kernel_size=1)
+        lo, hi = config.min_depth, config.max_depth
+        centres = (
+            torch.linspace(lo, hi, config.n_bins)
+            if config.bins == "uniform"
+            else torch.exp(torch.linspace(math.log(lo), math.log(hi), config.n_bins))
+        )
+        self.register_buffer("centres", centres)
+
+    def forward(self, tokens: Tensor, size: tuple[int, int]) -> Tensor:
+        """``(B, L, T, D)`` tokens → ``(B, H, W)`` depth at ``size``."""
+        b, layers, t, d = tokens.shape
+        gh, gw = self.grid
+        if t != gh * gw:
+            raise ProbeError(f"the head expects a {gh}x{gw} token grid, got {t} tokens")
+        maps = tokens.permute(0, 1, 3, 2).reshape(b, layers * d, gh, gw)
+        scores = F.relu(self.conv(self.norm(maps))) + 0.1
+        probs = scores / scores.sum(dim=1, keepdim=True)
+        depth = torch.einsum("bkhw,k->bhw", probs, self.centres)
+        return F.interpolate(depth[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def sig_loss(pred: Tensor, target: Tensor, valid: Tensor, variance_focus: float = 0.15) -> Tensor:
+    """Scale-invariant log loss (Eigen et al.; DINOv2's SigLoss) over valid pixels."""
+    g = torch.log(pred[valid].clamp_min(1e-6)) - torch.log(target[valid])
+    if g.numel() < 2:
+        return pred.sum() * 0.0
+    return torch.sqrt(g.var() + variance_focus * g.mean() ** 2 + 1e-12)
+
+
+def depth_metrics(pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, float]:
+    """Each metric per image over its valid pixels, then averaged over images."""
+    per_image: dict[str, list[float]] = {name: [] for name in DEPTH_METRICS}
+    for p, g, m in zip(pred, target, valid, strict=True):
+        if not m.any():
+            raise ProbeError("an image has no valid depth pixels; it cannot be scored")
+        p, g = p[m].double().clamp_min(1e-6), g[m].double()
+        ratio = torch.maximum(p / g, g / p)
+        per_image["rmse"].append(float(torch.sqrt(((p - g) ** 2).mean())))
+        per_image["abs_rel"].append(float(((p - g).abs() / g).mean()))
+        per_image["log10"].append(float((torch.log10(p) - torch.log10(g)).abs().mean()))
+        for k in (1, 2, 3):
+            per_image[f"delta{k}"].append(float((ratio < 1.25**k).double().mean()))
+    return {name: float(np.mean(values)) for name, values in per_image.items()}
+
+
+@dataclass
+class DepthProbeResult:
+    rows: list[dict[str, Any]]
+    chosen: dict[str, Any]
+    head: DepthHead = field(repr=False)
+    test: dict[str, float]
+    baseline: dict[str, float]  # the training set's mean depth map, scored the same way
+
+
+def valid_mask(depth: Tensor, config: DepthConfig) -> Tensor:
+    return (depth > config.min_depth) & (depth <= config.max_depth)
+
+
+def depth_probe(
+    train_tokens: Any,
+    train_depth: Tensor,
+    val_tokens: Any,
+    val_depth: Tensor,
+    test_tokens: Any,
+    test_depth: Tensor,
+    *,
+    grid: tuple[int, int],
+    config: DepthConfig = DepthConfig(),
+    device: str | torch.device | None = None,
+) -> DepthProbeResult:
+    """Train one head per lr on ``train``, choose by validation RMSE, score it once on ``test``.
+
+    Token arguments are indexable by an int64 numpy array of rows, returning ``(B, L, T, D)``
+    (a memory-mapped `TokenArray`): only one mini-batch of tokens is in memory at a time.
+    """
+    for name, depth in (("train", train_depth), ("val", val_depth), ("test", test_depth)):
+        bad = [i for i, d in enumerate(depth) if not valid_mask(d, config).any()]
+        if bad:
+            raise ProbeError(f"{name} image {bad[0]} has no valid depth pixels (0 = missing)")
+    dev = resolve_device(device)
+    heads = _train(train_tokens, train_depth, grid=grid, config=config, device=dev)
+    rows = []
+    for lr, head in zip(config.lrs, heads, strict=True):
+        scores = _score(head, val_tokens, val_depth, config, dev)
+        rows.append({"lr": lr, **{f"val_{k}": v for k, v in scores.items()}})
+    best = min(range(len(rows)), key=lambda i: (rows[i]["val_rmse"], i))
+    head = heads[best]
+    mean_map = _mean_depth_map(train_depth, config)
+    baseline = depth_metrics(
+        mean_map.expand_as(test_depth), test_depth, valid_mask(test_depth, config)
+    )
+    return DepthProbeResult(
+        rows=rows,
+        chosen=rows[best],
+        head=head.cpu(),
+        test=_score(head, test_tokens, test_depth, config, dev),
+        baseline=baseline,
+    )
+
+
+def _train(
+    tokens: Any, depth: Tensor, *, grid: tuple[int, int], config: DepthConfig, device: torch.device
+) -> list[DepthHead]:
+    first = _rows(tokens, np.arange(1))
+    in_dim = first.shape[1] * first.shape[3]
+    torch.manual_seed(config.seed)
+    heads = [DepthHead(in_dim, grid, config).to(device) for _ in config.lrs]
+    params = [{"params": h.parameters(), "lr": lr} for h, lr in zip(heads, config.lrs, strict=True)]
+    optimizer = torch.optim.AdamW(params, weight_decay=config.weight_decay)
+    n = len(depth)
+    batch = min(config.batch_size, n)
+    steps = max(1, config.epochs * math.ceil(n / batch))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    rng = np.random.default_rng(config.seed)
+    order = np.empty(0, dtype=np.int64)
+    for head in heads:
+        head.train()
+    for _ in range(steps):
+        if len(order) < batch:
+            order = np.concatenate([order, rng.permutation(n)])
+        rows, order = np.sort(order[:batch]), order[batch:]
+        x = _rows(tokens, rows).to(device)  # read once, used by every head
+        target = depth[torch.as_tensor(rows)].to(device)
+        valid = valid_mask(target, config)
+        loss = sum(sig_loss(h(x, target.shape[-2:]), target, valid) for h in heads)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return [h.eval() for h in heads]
+
+
+@torch.no_grad()
+def _score(
+    head: DepthHead, tokens: Any, depth: Tensor, config: DepthConfig, device: torch.device
+) -> dict[str, float]:
+    preds = []
+    for start in range(0, len(depth), 64):
+        rows = np.arange(start, min(start + 64, len(depth)))
+        preds.append(head(_rows(tokens, rows).to(device), depth.shape[-2:]).cpu())
+    return depth_metrics(torch.cat(preds), depth, valid_mask(depth, config))
+
+
+def _mean_depth_map(depth: Tensor, config: DepthConfig) -> Tensor:
+    """Per pixel, the mean valid training depth (the global mean where a pixel never is)."""
+    valid = valid_mask(depth, config)
+    total = torch.where(valid, depth, torch.zeros_like(depth)).sum(dim=0)
+    count = valid.sum(dim=0)
+    overall = total.sum() / count.sum()
+    return torch.where(count > 0, total / count.clamp_min(1), overall)
+
+
+def _rows(tokens: Any, rows: np.ndarray) -> Tensor:
+    x = tokens[rows]
+    x = torch.as_tensor(x) if not isinstance(x, Tensor) else x
+    return x.float()
