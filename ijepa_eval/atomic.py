@@ -26,9 +26,17 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, default_file_mode())  # mkstemp's 0600 is not what users expect
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def default_file_mode() -> int:
+    """What ``open(path, "w")`` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_bytes(dest: str | os.PathLike[str], data: bytes) -> None:

@@ -374,3 +374,8 @@ app.add_typer(cache_app, name="cache")
 for _command in (task_cli.run, task_cli.linprobe, task_cli.lowshot, task_cli.clevr, task_cli.knn):
     app.command()(_command)
 app.command(name="tasks")(task_cli.tasks)
+
+from ijepa_eval.results import cli as results_cli  # noqa: E402
+
+app.command(name="leaderboard")(results_cli.leaderboard)
+app.command(name="check")(results_cli.check)

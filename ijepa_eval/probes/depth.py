@@ -90,8 +90,8 @@ def sig_loss(pred: Tensor, target: Tensor, valid: Tensor, variance_focus: float 
     return torch.sqrt(g.var() + variance_focus * g.mean() ** 2 + 1e-12)
 
 
-def depth_metrics(pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, float]:
-    """Each metric per image over its valid pixels, then averaged over images."""
+def per_image_metrics(pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, list[float]]:
+    """Each metric of each image over its valid pixels."""
     per_image: dict[str, list[float]] = {name: [] for name in DEPTH_METRICS}
     for p, g, m in zip(pred, target, valid, strict=True):
         if not m.any():
@@ -103,7 +103,12 @@ def depth_metrics(pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, floa
         per_image["log10"].append(float((torch.log10(p) - torch.log10(g)).abs().mean()))
         for k in (1, 2, 3):
             per_image[f"delta{k}"].append(float((ratio < 1.25**k).double().mean()))
-    return {name: float(np.mean(values)) for name, values in per_image.items()}
+    return per_image
+
+
+def depth_metrics(pred: Tensor, target: Tensor, valid: Tensor) -> dict[str, float]:
+    """Each metric per image over its valid pixels, then averaged over images."""
+    return {k: float(np.mean(v)) for k, v in per_image_metrics(pred, target, valid).items()}
 
 
 @dataclass
@@ -137,26 +142,26 @@ def depth_probe(
     (a memory-mapped `TokenArray`): only one mini-batch of tokens is in memory at a time.
     """
     for name, depth in (("train", train_depth), ("val", val_depth), ("test", test_depth)):
-        bad = [i for i, d in enumerate(depth) if not valid_mask(d, config).any()]
-        if bad:
-            raise ProbeError(f"{name} image {bad[0]} has no valid depth pixels (0 = missing)")
+        for rows in _chunks(len(depth)):
+            empty = ~valid_mask(depth[rows], config).flatten(1).any(dim=1)
+            if empty.any():
+                first = int(rows[int(empty.nonzero()[0])])
+                raise ProbeError(f"{name} image {first} has no valid depth pixels (0 = missing)")
     dev = resolve_device(device)
     heads = _train(train_tokens, train_depth, grid=grid, config=config, device=dev)
     rows = []
     for lr, head in zip(config.lrs, heads, strict=True):
-        scores = _score(head, val_tokens, val_depth, config, dev)
+        scores = _score(_on(head, dev), val_tokens, val_depth, config)
         rows.append({"lr": lr, **{f"val_{k}": v for k, v in scores.items()}})
     best = min(range(len(rows)), key=lambda i: (rows[i]["val_rmse"], i))
     head = heads[best]
     mean_map = _mean_depth_map(train_depth, config)
-    baseline = depth_metrics(
-        mean_map.expand_as(test_depth), test_depth, valid_mask(test_depth, config)
-    )
+    baseline = _score(lambda x, size: mean_map.expand(len(x), *size), None, test_depth, config)
     return DepthProbeResult(
         rows=rows,
         chosen=rows[best],
         head=head.cpu(),
-        test=_score(head, test_tokens, test_depth, config, dev),
+        test=_score(_on(head, dev), test_tokens, test_depth, config),
         baseline=baseline,
     )
 
@@ -183,7 +188,7 @@ def _train(
             order = np.concatenate([order, rng.permutation(n)])
         rows, order = np.sort(order[:batch]), order[batch:]
         x = _rows(tokens, rows).to(device)  # read once, used by every head
-        target = depth[torch.as_tensor(rows)].to(device)
+        target = depth[rows].to(device)
         valid = valid_mask(target, config)
         loss = sum(sig_loss(h(x, target.shape[-2:]), target, valid) for h in heads)
         optimizer.zero_grad(set_to_none=True)
@@ -194,23 +199,37 @@ def _train(
 
 
 @torch.no_grad()
-def _score(
-    head: DepthHead, tokens: Any, depth: Tensor, config: DepthConfig, device: torch.device
-) -> dict[str, float]:
-    preds = []
-    for start in range(0, len(depth), 64):
-        rows = np.arange(start, min(start + 64, len(depth)))
-        preds.append(head(_rows(tokens, rows).to(device), depth.shape[-2:]).cpu())
-    return depth_metrics(torch.cat(preds), depth, valid_mask(depth, config))
+def _score(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, float]:
+    """Metrics of ``predict(tokens, size)`` against ``depth``, one chunk in memory at a time."""
+    per_image: dict[str, list[float]] = {name: [] for name in DEPTH_METRICS}
+    for rows in _chunks(len(depth)):
+        target = depth[rows]
+        x = _rows(tokens, rows) if tokens is not None else target
+        pred = predict(x, tuple(target.shape[-2:]))
+        for name, values in per_image_metrics(pred, target, valid_mask(target, config)).items():
+            per_image[name] += values
+    return {name: float(np.mean(values)) for name, values in per_image.items()}
 
 
-def _mean_depth_map(depth: Tensor, config: DepthConfig) -> Tensor:
+def _mean_depth_map(depth: Any, config: DepthConfig) -> Tensor:
     """Per pixel, the mean valid training depth (the global mean where a pixel never is)."""
-    valid = valid_mask(depth, config)
-    total = torch.where(valid, depth, torch.zeros_like(depth)).sum(dim=0)
-    count = valid.sum(dim=0)
+    total = count = None
+    for rows in _chunks(len(depth)):
+        target = depth[rows]
+        valid = valid_mask(target, config)
+        part = torch.where(valid, target, 0.0).sum(dim=0)
+        total = part if total is None else total + part
+        count = valid.sum(dim=0) if count is None else count + valid.sum(dim=0)
     overall = total.sum() / count.sum()
     return torch.where(count > 0, total / count.clamp_min(1), overall)
+
+
+def _on(head: DepthHead, device: torch.device):
+    return lambda x, size: head(x.to(device), size).cpu()
+
+
+def _chunks(n: int, size: int = 256) -> list[np.ndarray]:
+    return [np.arange(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def _rows(tokens: Any, rows: np.ndarray) -> Tensor:

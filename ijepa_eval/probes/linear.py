@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ijepa_eval.probes.common import ProbeError, check_pair, resolve_device
+from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, resolve_device
 from ijepa_eval.probes.metrics import ClassificationMeter
 
 # DINOv2 eval/linear.py's learning rates, scaled by batch size / 256 (the linear scaling rule).
@@ -59,6 +59,8 @@ class LinearGridConfig:
     eval_batch_size: int = 4096
 
     def __post_init__(self) -> None:
+        for name in ("lrs", "weight_decays", "heads"):  # lists from YAML become tuples
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.lrs or min(self.lrs) <= 0:
             raise ProbeError(f"lrs must be positive and non-empty, got {self.lrs}")
         if not self.weight_decays or min(self.weight_decays) < 0:
@@ -171,10 +173,7 @@ class _HeadGroup:
         return loss
 
     def _update(self, name: str, param: Tensor, grad: Tensor, lr: Tensor, wd: Tensor | None):
-        p, g = (
-            param.view(-1, self.size, self.num_classes),
-            grad.view(-1, self.size, self.num_classes),
-        )
+        p, g = (t.view(-1, self.size, self.num_classes) for t in (param, grad))  # (., G, C)
         state, cfg = self.state[name], self.config
         if cfg.optimizer == "sgd":  # torch.optim.SGD: d = g + wd*p; buf = m*buf + d; p -= lr*buf
             if wd is not None:
@@ -406,8 +405,8 @@ def linear_probe(
     rep = best["representation"]
     if refit:
         head = fit_linear(
-            torch.cat([train[rep], val[rep].to(train[rep].dtype)]),
-            torch.cat([torch.as_tensor(train_y), torch.as_tensor(val_y)]),
+            torch.cat([train[rep], val[rep].to(train[rep].device, train[rep].dtype)]),
+            torch.cat([as_labels(train_y), as_labels(val_y)]),
             num_classes=num_classes,
             head=best["head"],
             lr=best["lr"],

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ijepa_eval.atomic import default_file_mode
 from ijepa_eval.errors import UserError
 
 SCHEMA = "ijepa-eval/run/1"
@@ -72,6 +73,7 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike[str], ru
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.link(tmp, dest)  # appears complete, and only if the name is free
     except FileExistsError:
         raise UserError(f"run record {dest} already exists; not overwriting it") from None

@@ -30,7 +30,10 @@ from ijepa_eval.features.store import TokenArray
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
 from ijepa_eval.probes import (
+    AttentiveConfig,
     LinearGridConfig,
+    TokenRows,
+    attentive_probe,
     classification_metrics,
     knn_eval,
     linear_probe,
@@ -185,11 +188,14 @@ def evaluate(
     workers: int | None = None,
     skip_bad_images: bool = False,
     device: str | None = None,
+    store_dtype: str = "float16",
     progress: bool = True,
+    record_extra: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run ``task`` on a checkpoint (``ckpt``) or a loaded ``encoder``; write and return its record.
 
-    ``results_dir=None`` returns the record without writing it.
+    ``results_dir=None`` returns the record without writing it. ``record_extra`` adds fields to
+    the record (the layer sweep's ``{"sweep": {"block": N, "of": depth}}``).
     """
     started = time.perf_counter()
     spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
@@ -219,6 +225,7 @@ def evaluate(
         "batch_size": batch_size,
         "workers": workers,
         "progress": progress,
+        "store_dtype": store_dtype,
     }
     feats = _Features(encoder, spec, adapter, root, options, extract_options)
     probe_started = time.perf_counter()
@@ -227,6 +234,7 @@ def evaluate(
         "logreg": _run_logreg,
         "knn": _run_knn,
         "depth": _run_depth,
+        "attentive": _run_attentive,
     }[spec.probe.type]
     with warnings.catch_warnings(record=True) as probe_warnings:
         warnings.simplefilter("always")
@@ -272,6 +280,7 @@ def evaluate(
         "notes": caught + outcome.get("notes", []),
         "environment": environment(str(resolve_device(device))),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **(record_extra or {}),
     }
     if results_dir is None:
         return RunResult(record)
@@ -336,6 +345,64 @@ def _run_linear(
         "splits": {"fit": len(train_y), "select": len(val_y), "test": len(test_y)},
         "seeds": {"selection_split": spec.dataset.seed, "probe": config.seed},
         "notes": _concat_note(spec, feats),
+    }
+
+
+def _run_attentive(
+    spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device: str | None, **_: Any
+) -> dict[str, Any]:
+    """V-JEPA's attentive probe on the memory-mapped patch tokens of one block."""
+    if len(feats.layers) != 1:
+        raise UserError(
+            f"task {spec.name}: the attentive probe reads the tokens of one block, but "
+            f"{list(spec.probe.representations)} names blocks {list(feats.layers)}; "
+            "use lastPOOL or block<N>"
+        )
+
+    def split(name: str, label: str) -> tuple[TokenRows, torch.Tensor, Any]:
+        tokens, ds = feats.tokens(name, label)
+        if ds.targets is None:
+            raise UserError(f"task {spec.name} needs class labels; {feats.adapter} has none")
+        return TokenRows(tokens), torch.as_tensor(np.asarray(ds.targets, dtype=np.int64)), ds
+
+    train, train_y, ds = split(plan.train, "train")
+    if plan.select is not None:
+        val, val_y, _ = split(plan.select, "select")
+    else:  # a stratified held-out part of train, as rows of the same memory-mapped tokens
+        fraction = plan.holdout or spec.dataset.holdout
+        fit, held = stratified_split(train_y, fraction, spec.dataset.seed)
+        val, val_y = TokenRows(train, held), train_y[torch.as_tensor(held)]
+        train, train_y = TokenRows(train, fit), train_y[torch.as_tensor(fit)]
+    test, test_y, _ = split(plan.test, "test")
+    config = AttentiveConfig(**_as_config(spec.probe.params))
+    heads = feats.encoder.arch.num_heads
+    result = attentive_probe(
+        train,
+        train_y,
+        val,
+        val_y,
+        test,
+        test_y,
+        num_classes=ds.num_classes,
+        num_heads=heads,
+        config=config,
+        refit=True,
+        device=device,
+    )
+    chosen = {
+        **result.chosen,
+        "representation": spec.probe.representations[0],
+        "block": feats.layers[0],
+        "num_tokens": train.shape[1],
+        "num_heads": heads,
+    }
+    return {
+        "metrics": result.test,
+        "chosen": chosen,
+        "grid": result.grid,
+        "head_state": result.head.state_dict(),
+        "splits": {"fit": len(train_y), "select": len(val_y), "test": len(test_y)},
+        "seeds": {"selection_split": spec.dataset.seed, "probe": config.seed},
     }
 
 
@@ -447,11 +514,12 @@ def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_
 
     def split(name: str, label: str) -> tuple[TokenArray, torch.Tensor]:
         tokens, ds = feats.tokens(name, label)
-        maps = []
-        for item in ds.items:
+        size = feats.encoder.preprocess.img_size
+        maps = torch.empty((len(ds), size, size))  # filled in place: no second copy
+        for i, item in enumerate(ds.items):
             depth = ds.load_target(item)
-            maps.append(to_target(eigen_cropped(depth) if eigen_crop else depth))
-        return tokens, torch.stack(maps)
+            maps[i] = to_target(eigen_cropped(depth) if eigen_crop else depth)
+        return tokens, maps
 
     train_tokens, train_depth = split(plan.train, "train")
     if plan.select is not None:
@@ -461,8 +529,8 @@ def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_
         order = np.random.default_rng(spec.dataset.seed).permutation(len(train_depth))
         cut = max(1, round(len(order) * (plan.holdout or spec.dataset.holdout)))
         val_rows, fit_rows = np.sort(order[:cut]), np.sort(order[cut:])
-        fit, fit_depth = RowView(train_tokens, fit_rows), train_depth[torch.as_tensor(fit_rows)]
-        val, val_depth = RowView(train_tokens, val_rows), train_depth[torch.as_tensor(val_rows)]
+        fit, fit_depth = RowView(train_tokens, fit_rows), RowView(train_depth, fit_rows)
+        val, val_depth = RowView(train_tokens, val_rows), RowView(train_depth, val_rows)
     test, test_depth = split(plan.test, "test")
     result = depth_probe(
         fit,
@@ -487,7 +555,7 @@ def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_
 
 
 class RowView:
-    """Rows ``rows`` of a token array, indexable like one (a held-out split without copying)."""
+    """Rows ``rows`` of an array, indexable like one: a held-out split without a copy."""
 
     def __init__(self, tokens: Any, rows: np.ndarray) -> None:
         self.tokens, self.rows = tokens, rows

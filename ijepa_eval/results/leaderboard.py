@@ -1,0 +1,225 @@
+"""The model × task leaderboard, with an order that never depends on how files were listed.
+
+Rules (the README repeats them, and the Markdown prints them under the table):
+
+- one row per model, where a model is (checkpoint sha256, network, resolution); its name is the
+  registry name, else the checkpoint spec's last path component (from its newest record);
+- measured rows are sorted by name (case-insensitive), then network, resolution and sha256;
+  reference rows follow in the order of their files (sorted by file name) and entries;
+- columns: ``model, network, px, sha256``, then tasks in alphabetical order (the order
+  ``ijepa-eval tasks`` lists them), each task's metrics in the order its records list them (the
+  task's declared order); metrics only some records have follow, newest record first;
+- several runs of one (model, task): the newest ``created`` wins (ties: the later file path);
+- a metric with a spread over seeds (``metrics_std``) shows as ``mean ± std``; Markdown shows two
+  decimals (three below 1, e.g. an RMSE in metres), CSV four, with ``task/metric/std`` columns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ijepa_eval import atomic
+from ijepa_eval.errors import UserError
+from ijepa_eval.results.load import ModelId, Record, load_records, newest
+from ijepa_eval.results.reference import ReferenceRow, load_references
+
+IDENTITY = ("model", "network", "px", "sha256")
+FORMATS = ("md", "csv")
+RULES = (
+    "One row per model (checkpoint sha256, network, resolution); the newest run of each "
+    "(model, task) is shown, by its `created` time. ↑ higher is better, ↓ lower is better; "
+    "values as the task reports them (accuracies in percent), mean ± std over seeds where a "
+    "task has seeds."
+)
+REFERENCE_NOTE = (
+    "Reference rows are copied from publications, not reproduced by ijepa-eval; the protocols "
+    "may differ in detail from the tasks here."
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    task: str
+    metric: str
+    higher_is_better: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.metric}"
+
+    @property
+    def header(self) -> str:
+        return f"{self.task} {self.metric} {'↑' if self.higher_is_better else '↓'}"
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Rows (identity columns + ``kind``, ``source``) and their values and stds, column-aligned."""
+
+    rows: pd.DataFrame  # model, network, px, sha256, kind (measured|reference), source
+    values: pd.DataFrame  # columns: Column.key, NaN where a row has no result
+    stds: pd.DataFrame  # same shape; NaN where there is no spread over seeds
+    columns: tuple[Column, ...]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(c.task for c in self.columns))
+
+
+def leaderboard(
+    results_dir: str | os.PathLike[str],
+    reference: str | os.PathLike[str] | None = None,
+) -> Leaderboard:
+    """Read the run records under ``results_dir`` (and optional reference YAMLs) into a table."""
+    references = load_references(reference) if reference is not None else []
+    return build_leaderboard(load_records(results_dir), references)
+
+
+def build_leaderboard(
+    records: Iterable[Record], references: Sequence[ReferenceRow] = ()
+) -> Leaderboard:
+    """Aggregate records (newest per model and task) and reference rows into one table."""
+    latest = newest(list(records))
+    if not latest and not references:
+        raise UserError("nothing to tabulate: no run records and no reference rows")
+    models = _models(latest.values())
+    long = pd.DataFrame(
+        [
+            {
+                "row": models.index(rec.model),
+                "column": f"{rec.task}/{metric}",
+                "value": value,
+                "std": rec.metrics_std.get(metric, float("nan")),
+            }
+            for rec in latest.values()
+            for metric, value in rec.metrics.items()
+        ]
+        + [
+            {"row": len(models) + i, "column": f"{task}/{metric}", "value": v, "std": float("nan")}
+            for i, ref in enumerate(references)
+            for (task, metric), v in ref.values.items()
+        ],
+        columns=["row", "column", "value", "std"],
+    )
+    columns = _columns(latest.values(), references)
+    keys = [c.key for c in columns]
+    index = range(len(models) + len(references))
+    values = long.pivot(index="row", columns="column", values="value").reindex(index, columns=keys)
+    stds = long.pivot(index="row", columns="column", values="std").reindex(index, columns=keys)
+    labels = {r.model: r.label for r in sorted(latest.values(), key=lambda r: r.order)}
+    rows = pd.DataFrame(
+        [
+            {
+                "model": labels[m],
+                "network": m.network,
+                "px": "" if m.resolution is None else str(m.resolution),
+                "sha256": m.short_sha,
+                "kind": "measured",
+                "source": "",
+            }
+            for m in models
+        ]
+        + [
+            {
+                "model": ref.label,
+                "network": ref.network,
+                "px": "" if ref.px is None else str(ref.px),
+                "sha256": "",
+                "kind": "reference",
+                "source": ref.citation,
+            }
+            for ref in references
+        ],
+        columns=[*IDENTITY, "kind", "source"],
+        index=index,
+    )
+    return Leaderboard(rows, values, stds, tuple(columns))
+
+
+def _models(records: Iterable[Record]) -> list[ModelId]:
+    labels = {r.model: r.label for r in sorted(records, key=lambda r: r.order)}
+    return sorted(
+        labels,
+        key=lambda m: (labels[m].lower(), labels[m], m.network, m.resolution or 0, m.sha256),
+    )
+
+
+def _columns(records: Iterable[Record], references: Sequence[ReferenceRow]) -> list[Column]:
+    """Tasks alphabetically; within a task, metrics in record order, newest record first."""
+    found: dict[tuple[str, str], bool] = {}
+    for rec in sorted(records, key=lambda r: r.order, reverse=True):
+        for metric in rec.metrics:
+            found.setdefault((rec.task, metric), rec.higher_is_better[metric])
+    for ref in references:
+        for key in ref.values:
+            found.setdefault(key, ref.higher_is_better[key])
+    tasks = sorted({task for task, _ in found})
+    return [Column(t, m, hib) for t in tasks for (task, m), hib in found.items() if task == t]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def to_markdown(board: Leaderboard) -> str:
+    """A GitHub Markdown table with ↑/↓ headers, then the rules and the reference sources."""
+    header = [*IDENTITY, *(c.header for c in board.columns)]
+    align = [":--", ":--", "--:", ":--", *("--:" for _ in board.columns)]
+    lines = [_md_row(header), _md_row(align)]
+    sources = []
+    for i, row in board.rows.iterrows():
+        name = row["model"]
+        if row["kind"] == "reference":
+            sources.append(row["source"])
+            name = f"{name} [ref {len(sources)}]"
+        cells = [
+            format_value(board.values.at[i, c.key], board.stds.at[i, c.key]) for c in board.columns
+        ]
+        lines.append(_md_row([name, row["network"], row["px"], row["sha256"], *cells]))
+    lines += ["", RULES]
+    if sources:
+        lines += ["", REFERENCE_NOTE, ""]
+        lines += [f"- [ref {n}] {text}" for n, text in enumerate(sources, 1)]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(board: Leaderboard) -> str:
+    """One row per model; ``task/metric`` columns, each followed by ``task/metric/std`` if any."""
+    table = board.rows.copy()
+    for column in board.columns:
+        table[column.key] = board.values[column.key]
+        if board.stds[column.key].notna().any():
+            table[f"{column.key}/std"] = board.stds[column.key]
+    return table.to_csv(index=False, float_format="%.4f", lineterminator="\n")
+
+
+def write_leaderboard(board: Leaderboard, dest: str | os.PathLike[str], fmt: str = "md") -> Path:
+    """Render ``board`` as ``md`` or ``csv`` and write it atomically to ``dest``."""
+    atomic.write_bytes(dest, render(board, fmt).encode("utf-8"))
+    return Path(dest)
+
+
+def render(board: Leaderboard, fmt: str) -> str:
+    check_format(fmt)
+    return to_markdown(board) if fmt == "md" else to_csv(board)
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be md or csv, not {fmt!r}")
+
+
+def format_value(value: float, std: float = float("nan")) -> str:
+    """Two decimals (percentages); three for values below 1 (an RMSE in metres, say)."""
+    if pd.isna(value):
+        return ""
+    digits = 2 if abs(value) >= 1 else 3
+    return f"{value:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"

@@ -1,0 +1,246 @@
+"""The linear grid: torch-exact updates, as good as tuned scikit-learn, no test leakage."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from ijepa_eval.probes import (
+    LinearGridConfig,
+    LinearHead,
+    ProbeError,
+    fit_linear,
+    linear_grid,
+    linear_probe,
+    stratified_split,
+)
+from ijepa_eval.probes.linear import _batches
+
+NUM_CLASSES = 10
+FAST = LinearGridConfig(batch_size=128, epochs=10, min_steps=300)
+
+
+def pooled(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cache-like (N, 4 blocks, 64) float16 features: Gaussian blobs per block, offset by 2."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(123).normal(size=(4, NUM_CLASSES, 64)) * 0.2
+    y = rng.integers(0, NUM_CLASSES, n)
+    x = centers[:, y].transpose(1, 0, 2) + rng.normal(size=(n, 4, 64)) + 2.0
+    return torch.tensor(x, dtype=torch.float16), torch.from_numpy(y)
+
+
+def reps(p: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"lastPOOL": p[:, -1], "concatPOOL4": p.flatten(1)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """These matrices are too small to gain from threads; on a shared 2-core machine OpenMP's
+    barriers then stall whenever the other core is busy (30x slower under load)."""
+    with threadpool_limits(1):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data():
+    p, y = pooled(600, seed=0)
+    p_test, y_test = pooled(2000, seed=1)
+    train_idx, val_idx = stratified_split(y, 0.2, seed=0)
+    everything = reps(p)
+    train = {k: v[train_idx] for k, v in everything.items()}
+    val = {k: v[val_idx] for k, v in everything.items()}
+    return train, y[train_idx], val, y[val_idx], reps(p_test), y_test
+
+
+def test_grid_matches_torch_optimizers_head_by_head():
+    """Every grid head equals the same probe trained alone with torch.optim and autograd."""
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(200, 16, generator=gen) + 1.0, torch.randint(0, 4, (200,), generator=gen)
+    for optimizer, opt_cls in [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)]:
+        cfg = LinearGridConfig(
+            lrs=(0.01, 0.1),
+            weight_decays=(0.0, 0.01),
+            optimizer=optimizer,
+            batch_size=64,
+            epochs=0,
+            min_steps=30,
+        )
+        grid = linear_grid({"x": x}, y, {"x": x}, y, num_classes=4, config=cfg, device="cpu")
+        assert len(grid.rows) == 8
+        for row in grid.rows:
+            want = reference_head(x, y, row, cfg, opt_cls)
+            got = fit_linear(
+                x,
+                y,
+                num_classes=4,
+                head=row["head"],
+                lr=row["lr"],
+                weight_decay=row["weight_decay"],
+                config=cfg,
+            )
+            for name, tensor in want.state_dict().items():
+                torch.testing.assert_close(got.state_dict()[name], tensor, atol=2e-5, rtol=1e-4)
+            acc = (got.predict(x) == y).float().mean().item() * 100
+            if row is grid.best:
+                assert acc == pytest.approx(row["val_top1"])  # best_head == fit_linear's head
+
+
+def reference_head(x, y, row, cfg, opt_cls) -> LinearHead:
+    head = LinearHead(x.shape[1], 4, head=row["head"])
+    init = torch.Generator().manual_seed(cfg.seed)
+    head.linear.weight.data = (torch.randn(x.shape[1], 1, 4, generator=init) * 0.01)[:, 0].T
+    head.linear.bias.data.zero_()
+    groups = [
+        {"params": [head.linear.weight], "weight_decay": row["weight_decay"]},
+        {"params": [head.linear.bias], "weight_decay": 0.0},
+    ]
+    extra = {"momentum": cfg.momentum} if opt_cls is torch.optim.SGD else {}
+    opt = opt_cls(groups, lr=row["effective_lr"], **extra)
+    steps = cfg.steps(len(y))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps))
+    )
+    head.train()
+    for idx in _batches(len(y), cfg.batch(len(y)), steps, cfg.seed, torch.device("cpu")):
+        opt.zero_grad()
+        F.cross_entropy(head(x[idx]), y[idx]).backward()
+        opt.step()
+        sched.step()
+    return head.eval()
+
+
+def sklearn_tuned_test_top1(data) -> float:
+    """scikit-learn's LogisticRegression tuned over C and representation on the same val split,
+    refit on train + val, scored on test."""
+    train, train_y, val, val_y, test, test_y = data
+    fits = []
+    for rep in train:
+        for C in np.logspace(-4, 2, 13):
+            clf = LogisticRegression(C=C, max_iter=2000).fit(train[rep].float(), train_y)
+            fits.append((clf.score(val[rep].float(), val_y), rep, C))
+    _, rep, C = max(fits, key=lambda f: f[0])
+    x = torch.cat([train[rep], val[rep]]).float()
+    clf = LogisticRegression(C=C, max_iter=2000).fit(x, torch.cat([train_y, val_y]))
+    return 100 * clf.score(test[rep].float(), test_y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # at C = 100
+def test_chosen_head_is_within_one_point_of_tuned_sklearn(data):
+    result = linear_probe(*data, num_classes=NUM_CLASSES, config=FAST)
+    assert len(result.grid.rows) == 2 * 2 * 13 * 2
+    assert result.refit and result.chosen == result.grid.best
+    ours, theirs = result.test["top1"], sklearn_tuned_test_top1(data)
+    assert 70 < theirs < 95  # a problem with room for error, not a trivial one
+    assert abs(ours - theirs) <= 1.0, (ours, theirs, result.chosen)
+
+
+def test_permuting_test_labels_leaves_the_choice_and_the_head_unchanged(data):
+    train, train_y, val, val_y, test, test_y = data
+    cfg = LinearGridConfig(
+        lrs=(1e-3, 1e-2, 1e-1), weight_decays=(0.0,), batch_size=128, epochs=0, min_steps=100
+    )
+    first = linear_probe(
+        train, train_y, val, val_y, test, test_y, num_classes=NUM_CLASSES, config=cfg
+    )
+    shuffled = test_y[torch.randperm(len(test_y), generator=torch.Generator().manual_seed(1))]
+    second = linear_probe(
+        train, train_y, val, val_y, test, shuffled, num_classes=NUM_CLASSES, config=cfg
+    )
+    assert second.chosen == first.chosen and second.grid.rows == first.grid.rows
+    for name, tensor in first.head.state_dict().items():
+        assert torch.equal(second.head.state_dict()[name], tensor)
+    assert first.test["top1"] > 60 and second.test["top1"] < 20  # the labels did reach the test
+
+
+def test_batch_norm_head_uses_running_statistics_at_eval(data):
+    train, train_y, *_ = data
+    head = fit_linear(
+        train["lastPOOL"],
+        train_y,
+        num_classes=NUM_CLASSES,
+        head="bn_linear",
+        lr=0.01,
+        weight_decay=0.0,
+        config=LinearGridConfig(epochs=0, min_steps=60),
+    )
+    mean, var = head.norm.running_mean, head.norm.running_var  # 60 full-batch steps: converged
+    torch.testing.assert_close(mean, train["lastPOOL"].float().mean(0), atol=1e-2, rtol=0)
+    torch.testing.assert_close(var, train["lastPOOL"].float().var(0), atol=1e-2, rtol=1e-2)
+    one = head.scores(train["lastPOOL"][:1])  # eval mode: a single row is fine
+    assert one.shape == (1, NUM_CLASSES)
+
+
+def test_adamw_grid_learns(data):
+    train, train_y, val, val_y, *_ = data
+    cfg = LinearGridConfig(
+        optimizer="adamw",
+        lrs=(1e-4, 1e-3, 1e-2),
+        weight_decays=(0.05,),
+        batch_size=128,
+        epochs=0,
+        min_steps=200,
+    )
+    grid = linear_grid(train, train_y, val, val_y, num_classes=NUM_CLASSES, config=cfg)
+    assert grid.best["val_top1"] > 70
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: {**a, "train_y": a["train_y"][:-1]}, "480 feature rows but 479 labels"),
+        (lambda a: {**a, "train_y": torch.zeros_like(a["train_y"])}, "single class"),
+        (lambda a: {**a, "train": {}}, "no representations"),
+        (lambda a: {**a, "val": {"lastPOOL": a["val"]["lastPOOL"]}}, "train has representations"),
+        (lambda a: {**a, "val": {k: v[:, :8] for k, v in a["val"].items()}}, "-d in val"),
+        (
+            lambda a: {
+                **a,
+                "val": {k: v[:0] for k, v in a["val"].items()},
+                "val_y": a["val_y"][:0],
+            },
+            "empty",
+        ),
+        (lambda a: {**a, "num_classes": 5}, r"outside \[0, 4\]"),
+    ],
+)
+def test_bad_grid_inputs_are_probe_errors(data, change, message):
+    train, train_y, val, val_y, *_ = data
+    args = dict(train=train, train_y=train_y, val=val, val_y=val_y, num_classes=NUM_CLASSES)
+    with pytest.raises(ProbeError, match=message):
+        linear_grid(**change(args), config=FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"optimizer": "lars"}, "optimizer must be one of"),
+        ({"heads": ("mlp",)}, "heads must be"),
+        ({"lrs": ()}, "lrs must be"),
+        ({"epochs": 0, "min_steps": 0}, "not both 0"),
+    ],
+)
+def test_bad_configs_are_probe_errors(kwargs, message):
+    with pytest.raises(ProbeError, match=message):
+        LinearGridConfig(**kwargs)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_and_cpu_grids_agree(data):
+    train, train_y, val, val_y, *_ = data
+    cfg = LinearGridConfig(lrs=(1e-3, 1e-2), weight_decays=(0.0,), epochs=0, min_steps=50)
+    runs = [
+        linear_grid(train, train_y, val, val_y, num_classes=NUM_CLASSES, config=cfg, device=dev)
+        for dev in ("cpu", "cuda")
+    ]
+    for cpu_row, gpu_row in zip(runs[0].rows, runs[1].rows, strict=True):
+        assert gpu_row["val_top1"] == pytest.approx(cpu_row["val_top1"], abs=1.0)

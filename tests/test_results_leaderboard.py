@@ -1,0 +1,173 @@
+"""Leaderboard: golden Markdown/CSV from fixed records, its ordering rules, references, charts.
+
+The fixture records (tests/fixtures/records/runs) hold four models × four tasks: two real
+records of the bundled tiny checkpoint, k-shot runs with a spread over seeds, a depth task with a
+lower-is-better RMSE, the same weights under two networks, and two runs of one (model, task)
+whose file names sort the other way round from their ``created`` times. To regenerate the golden
+files after an intended change, run ``ijepa-eval leaderboard --results tests/fixtures/records
+--reference tests/fixtures/records/reference.yaml --out tests/fixtures/records/expected.md``
+(and ``expected.csv``), and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ijepa_eval.cli import app
+from ijepa_eval.results import (
+    leaderboard,
+    load_records,
+    load_references,
+    plot_leaderboard,
+    to_csv,
+    to_markdown,
+)
+from ijepa_eval.tasks import all_tasks
+
+FIXTURES = Path(__file__).parent / "fixtures" / "records"
+REFERENCE = FIXTURES / "reference.yaml"
+PAPER = Path(__file__).parents[1] / "results" / "reference"
+runner = CliRunner()
+
+
+def _board():
+    return leaderboard(FIXTURES, REFERENCE)
+
+
+def test_markdown_matches_the_golden_file_byte_for_byte():
+    assert to_markdown(_board()).encode() == (FIXTURES / "expected.md").read_bytes()
+
+
+def test_csv_matches_the_golden_file_byte_for_byte():
+    assert to_csv(_board()).encode() == (FIXTURES / "expected.csv").read_bytes()
+
+
+@pytest.mark.parametrize(("fmt", "golden"), [("md", "expected.md"), ("csv", "expected.csv")])
+def test_cli_writes_the_golden_file(tmp_path, fmt, golden):
+    out = tmp_path / "board" / f"leaderboard.{fmt}"
+    args = ["leaderboard", "--results", str(FIXTURES), "--reference", str(REFERENCE)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (FIXTURES / golden).read_bytes()
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_cli_prints_markdown_to_stdout_by_default():
+    result = runner.invoke(app, ["leaderboard", "--results", str(FIXTURES)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("| model | network | px | sha256 | clevr_count top1 ↑ |")
+    assert "depth_synth rmse ↓" in result.stdout
+    assert "[ref" not in result.stdout  # references only when asked for
+
+
+def test_newest_run_of_a_model_and_task_wins_by_created_not_by_file_name():
+    board = _board()
+    rows = board.rows[(board.rows.model == "ijepa_vith14_in1k") & (board.rows.kind == "measured")]
+    target = rows[rows.network == "target_encoder"].index[0]
+    # the older run (80.0) has the file name that sorts last
+    assert board.values.at[target, "clevr_count/top1"] == 85.5
+    encoder = rows[rows.network == "encoder"].index[0]  # same weights, other network: own row
+    assert board.values.at[encoder, "clevr_count/top1"] == 83.2
+
+
+def test_order_does_not_depend_on_file_names_or_locations(tmp_path):
+    """The same records under shuffled names and folders give the same table."""
+    for i, path in enumerate(sorted(FIXTURES.glob("runs/*/*.json"), reverse=True)):
+        dest = tmp_path / "runs" / f"batch{i % 2}" / f"{i:02d}-{path.stem[::-1]}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dest)
+    assert to_markdown(leaderboard(tmp_path, REFERENCE)) == to_markdown(_board())
+
+
+def test_columns_follow_task_order_then_declared_metric_order():
+    columns = [c.key for c in _board().columns]
+    tasks = list(dict.fromkeys(k.split("/")[0] for k in columns))
+    assert tasks == sorted(tasks)
+    assert columns[:3] == ["clevr_count/top1", "clevr_count/top5", "clevr_count/mean_per_class_acc"]
+    assert columns[6:8] == ["depth_synth/rmse", "depth_synth/delta1"]  # as the records list them
+
+
+def test_repository_reference_file_loads_with_a_source_for_every_number():
+    rows = load_references(PAPER)
+    known = {t.name: {m.name for m in t.metrics} for t in all_tasks()}
+    assert {r.label for r in rows} == {
+        "ijepa_vith14_in1k",
+        "ijepa_vith16_448_in1k",
+        "ijepa_vith14_in22k",
+        "ijepa_vitg16_in22k",
+    }
+    for row in rows:
+        assert "arXiv:2301.08243" in row.citation
+        for task, metric in row.values:
+            assert metric in known[task], (task, metric)  # names the tasks here use
+            assert f"({task} {metric}" in row.citation  # and where each number came from
+    vith14 = next(r for r in rows if r.label == "ijepa_vith14_in1k")
+    assert vith14.values[("linprobe", "top1")] == 79.3
+    assert vith14.values[("clevr_count", "top1")] == 86.7
+
+
+def test_reference_rows_are_marked_and_cited_in_markdown():
+    text = to_markdown(leaderboard(FIXTURES, PAPER))
+    assert "| ijepa_vith16_448_in1k [ref 2] | target_encoder | 448 |" in text
+    assert "linprobe top1 ↑" in text and "81.10" in text
+    assert "not reproduced by ijepa-eval" in text
+    assert 'Table 1, row "I-JEPA ViT-H/14, 300 epochs" (linprobe top1)' in text
+
+
+def test_a_malformed_reference_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "ref.yaml"
+    bad.write_text(
+        "source: x\nrows:\n  - model: m\n    results:\n      - {task: t, metrics: {a: 1}}\n"
+    )
+    result = runner.invoke(
+        app, ["leaderboard", "--results", str(FIXTURES), "--reference", str(bad)]
+    )
+    assert result.exit_code == 1
+    assert "missing field 'rows[].results[].where'" in result.output
+
+
+def test_plot_draws_one_chart_per_task(tmp_path):
+    board = _board()
+    written = plot_leaderboard(board, tmp_path / "charts")
+    assert [p.name for p in written] == [f"{t}.png" for t in board.tasks]
+    with Image.open(tmp_path / "charts" / "clevr_count.png") as image:
+        pixels = {colour for _, colour in image.convert("RGB").getcolors(1 << 16)}
+    assert (76, 114, 176) in pixels and (170, 170, 170) in pixels  # measured and reference bars
+
+
+def test_cli_plot_to_one_png_stacks_the_charts(tmp_path):
+    out = tmp_path / "board.png"
+    result = runner.invoke(
+        app, ["leaderboard", "--results", str(FIXTURES), "--plot", str(out), "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        one = plot_leaderboard(leaderboard(FIXTURES), tmp_path / "each")
+        assert image.height == sum(Image.open(p).height for p in one)
+    assert result.stdout.startswith("model,network,px,sha256,kind,source,")
+
+
+def test_bad_format_is_a_user_error():
+    result = runner.invoke(app, ["leaderboard", "--results", str(FIXTURES), "--format", "xlsx"])
+    assert result.exit_code == 1
+    assert "--format must be md or csv" in result.output
+
+
+def test_model_label_falls_back_to_the_checkpoint_file_name():
+    by_sha = {r.model.short_sha: r.label for r in load_records(FIXTURES)}
+    assert by_sha == {
+        "18e5cbca": "tiny-vit-p8-32px.pth.tar",
+        "3f1c0a9b": "ijepa_vith14_in1k",
+        "c0ffee11": "ep100.pth.tar",
+    }
+    record = json.loads(
+        (FIXTURES / "runs/depth_synth/20260212T080000Z-c0ffee11-depth0.json").read_text()
+    )
+    assert record["model"]["registry_name"] is None
