@@ -4,6 +4,15 @@ They take features already pooled into (N, D) tensors (see `FeatureSet.pooled()`
 GPU when there is one (`device=None`), and choose hyper-parameters on a validation split only.
 """
 
+from ijepa_eval.probes.attentive import (
+    AttentiveClassifier,
+    AttentiveConfig,
+    AttentiveProbeResult,
+    ConcatTokens,
+    TokenRows,
+    attentive_probe,
+    fit_attentive,
+)
 from ijepa_eval.probes.common import ProbeError, ProbeWarning, resolve_device
 from ijepa_eval.probes.knn import knn_eval
 from ijepa_eval.probes.linear import (
@@ -22,6 +31,13 @@ from ijepa_eval.probes.metrics import ClassificationMeter, classification_metric
 from ijepa_eval.probes.split import sample_per_class, stratified_split
 
 __all__ = [
+    "AttentiveClassifier",
+    "AttentiveConfig",
+    "AttentiveProbeResult",
+    "ConcatTokens",
+    "TokenRows",
+    "attentive_probe",
+    "fit_attentive",
     "DINOV2_CS",
     "DINOV2_LRS",
     "ClassificationMeter",

@@ -19,7 +19,7 @@ import yaml
 
 from ijepa_eval.errors import UserError
 
-PROBES = ("linear", "logreg", "knn", "depth")
+PROBES = ("linear", "logreg", "knn", "depth", "attentive")
 REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "linear", "linear4", "block<N>")
 _BLOCK = re.compile(r"block(\d+)")
 
