@@ -337,7 +337,9 @@ def models(
 
     entries = load_registry()
     if as_json:
-        console.print_json(data={name: vars(e) for name, e in entries.items()})
+        console.print_json(
+            data={n: {**vars(e), "base_dir": str(e.base_dir)} for n, e in entries.items()}
+        )
         return
     table = Table(title="Known I-JEPA checkpoints", title_justify="left")
     for column in ("name", "arch", "px", "pretrained", "networks"):
@@ -379,3 +381,7 @@ from ijepa_eval.results import cli as results_cli  # noqa: E402
 
 app.command(name="leaderboard")(results_cli.leaderboard)
 app.command(name="check")(results_cli.check)
+
+from ijepa_eval.tasks.sweep import sweep_command  # noqa: E402
+
+app.command(name="sweep")(sweep_command)

@@ -53,6 +53,7 @@ def test_models_lists_the_registry():
     assert result.exit_code == 0
     entries = json.loads(result.output)
     assert {
+        "ijepa_tiny_synth",
         "ijepa_vith14_in1k",
         "ijepa_vith16_448_in1k",
         "ijepa_vith14_in22k",
@@ -64,6 +65,7 @@ def test_models_lists_the_registry():
     } <= set(entries)
     assert entries["ijepa_vith16_448_in1k"]["resolution"] == 448
     assert entries["facebook/ijepa_vith14_1k"]["networks"] == ["encoder"]
+    assert entries["ijepa_tiny_synth"]["default"] is True
 
 
 def test_runs_as_python_module():

@@ -31,12 +31,18 @@ def test_wheel_ships_registry_and_finds_it(tmp_path):
     )
     (wheel,) = tmp_path.glob("ijepa_eval-*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        assert "ijepa_eval/_resources/checkpoints/registry.yaml" in zf.namelist()
+        names = zf.namelist()
+        assert "ijepa_eval/_resources/checkpoints/registry.yaml" in names
+        assert "ijepa_eval/_resources/checkpoints/ijepa_tiny_synth.pth.tar" in names
+        assert any(n.startswith("ijepa_eval/_resources/tasks/") for n in names)
         zf.extractall(tmp_path / "site")
     probe = (
-        "import ijepa_eval.paths as p, ijepa_eval.models.registry as r;"
+        "import ijepa_eval as ie, ijepa_eval.paths as p, ijepa_eval.models.registry as r;"
+        "import ijepa_eval.tasks as t;"
         "print(p.resource_path('checkpoints/registry.yaml'));"
-        "print(len(r.load_registry()))"
+        "print(len(r.load_registry()));"
+        "print(ie.load_encoder('ijepa_tiny_synth').info.path);"
+        "print(t.get_task('clevr_count').source)"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run(
@@ -48,5 +54,7 @@ def test_wheel_ships_registry_and_finds_it(tmp_path):
         check=True,
         timeout=120,
     ).stdout.split()
-    assert out[0].startswith(str(tmp_path / "site"))
-    assert int(out[1]) >= 8
+    site = str(tmp_path / "site")
+    assert out[0].startswith(site)
+    assert int(out[1]) >= 9
+    assert out[2].startswith(site) and out[3].startswith(site)  # the bundled model, the tasks

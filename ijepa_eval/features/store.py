@@ -360,7 +360,7 @@ class TokenArray:
         for shard in np.unique(shard_of):
             mask = shard_of == shard
             local = rows[mask] - self._starts[shard]
-            out[mask] = self._shards[shard].array[local][:, self._pos]
+            out[mask] = self._shards[shard].array[local[:, None], self._pos]  # only these blocks
             self._shards[shard].release()
         tensor = self._as_tensor(out)
         return tensor[0] if scalar else tensor

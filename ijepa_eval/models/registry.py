@@ -22,7 +22,7 @@ from ijepa_eval.paths import resource_path
 @dataclass(frozen=True)
 class RegistryEntry:
     name: str
-    source: Literal["native", "hub"]
+    source: Literal["native", "hub", "bundled"]
     arch: str
     patch_size: int
     resolution: int
@@ -33,7 +33,14 @@ class RegistryEntry:
     url: str | None = None
     hub_id: str | None = None
     sha256: str | None = None
+    file: str | None = None  # bundled: a file beside the registry YAML that lists it
+    default: bool = False  # the checkpoint commands use when --ckpt is not given
+    base_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        return self.base_dir / self.file if self.file and self.base_dir else None
 
     @property
     def filename(self) -> str | None:
@@ -84,17 +91,32 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _entry(name: str, raw: Any, path: Path) -> RegistryEntry:
-    known = set(RegistryEntry.__dataclass_fields__) - {"name", "extra"}
+    known = set(RegistryEntry.__dataclass_fields__) - {"name", "extra", "base_dir"}
     if not isinstance(raw, dict):
         raise UserError(f"registry entry {name!r} in {path} is not a mapping")
     try:
         fields = {k: v for k, v in raw.items() if k in known}
         fields["networks"] = tuple(fields.get("networks", ()))
         entry = RegistryEntry(
-            name=name, **fields, extra={k: v for k, v in raw.items() if k not in known}
+            name=name,
+            **fields,
+            base_dir=path.parent,
+            extra={k: v for k, v in raw.items() if k not in known},
         )
     except TypeError as exc:
         raise UserError(f"registry entry {name!r} in {path} is incomplete: {exc}") from exc
-    if entry.source not in ("native", "hub") or not (entry.url or entry.hub_id):
-        raise UserError(f"registry entry {name!r} in {path} needs source native+url or hub+hub_id")
+    needs = {"native": entry.url, "hub": entry.hub_id, "bundled": entry.file}
+    if not needs.get(entry.source):
+        raise UserError(
+            f"registry entry {name!r} in {path} needs source native + url, hub + hub_id, "
+            "or bundled + file"
+        )
     return entry
+
+
+def default_checkpoint() -> str:
+    """The name of the registry's default checkpoint (the bundled reference model)."""
+    defaults = [name for name, e in load_registry().items() if e.default]
+    if len(defaults) != 1:
+        raise UserError(f"the registry marks {len(defaults)} checkpoints as default; pass --ckpt")
+    return defaults[0]

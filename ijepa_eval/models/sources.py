@@ -216,6 +216,9 @@ def _hub_snapshot(repo_id: str) -> Path:
 def _open_registry(entry: registry.RegistryEntry, spec: str) -> Checkpoint:
     if entry.source == "hub":
         checkpoint = _open_hf_dir(_hub_snapshot(entry.hub_id or entry.name), spec)
+    elif entry.source == "bundled":
+        assert entry.path is not None
+        checkpoint = _open_file(entry.path, spec)
     else:
         assert entry.url and entry.filename
         dest = cache_dir() / "checkpoints" / entry.filename

@@ -19,10 +19,11 @@ from ijepa_eval.errors import UserError
 console = Console()
 
 CkptOpt = Annotated[
-    str,
+    Optional[str],  # noqa: UP045
     typer.Option(
         "--ckpt",
-        help="Checkpoint: native file, HF dir, Hub id, timm:<name>, or registry name.",
+        help="Checkpoint: native file, HF dir, Hub id, timm:<name>, or registry name "
+        "(default: the registry's default, the bundled ijepa_tiny_synth).",
     ),
 ]
 DataOpt = Annotated[
@@ -92,7 +93,7 @@ def _probe_params(pairs: list[str] | None) -> dict:
 def run_tasks(
     names: list[str],
     *,
-    ckpt: str,
+    ckpt: str | None,
     which: str | None,
     data: str | None,
     results: Path,
@@ -110,6 +111,11 @@ def run_tasks(
     from ijepa_eval.tasks import evaluate, get_task
 
     specs = [get_task(name, include_path or ()) for name in names]  # all names checked first
+    if ckpt is None:
+        from ijepa_eval.models.registry import default_checkpoint
+
+        ckpt = default_checkpoint()
+        console.print(f"[dim]no --ckpt: using the default checkpoint {ckpt}[/]", highlight=False)
     params = _probe_params(probe_param)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -181,8 +187,8 @@ def tasks(
 
 
 def run(
-    ckpt: CkptOpt,
     task_list: Annotated[str, typer.Option("--tasks", help="Comma-separated task names.")],
+    ckpt: CkptOpt = None,
     data: DataOpt = None,
     which: WhichOpt = None,
     results: ResultsOpt = Path("results"),
@@ -202,7 +208,7 @@ def run(
 
 
 def linprobe(
-    ckpt: CkptOpt,
+    ckpt: CkptOpt = None,
     data: DataOpt = None,
     which: WhichOpt = None,
     results: ResultsOpt = Path("results"),
@@ -219,7 +225,7 @@ def linprobe(
 
 
 def lowshot(
-    ckpt: CkptOpt,
+    ckpt: CkptOpt = None,
     percent: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option("--percent", help="1: SimCLR's 1% subset (needs its 1percent.txt)."),
@@ -260,8 +266,8 @@ def lowshot(
 
 
 def clevr(
-    ckpt: CkptOpt,
     task: Annotated[str, typer.Option("--task", help="count or dist.")],
+    ckpt: CkptOpt = None,
     vtab1k: Annotated[bool, typer.Option("--vtab1k", help="VTAB-1k: 800 train / 200 val.")] = False,
     data: DataOpt = None,
     which: WhichOpt = None,
@@ -281,7 +287,7 @@ def clevr(
 
 
 def knn(
-    ckpt: CkptOpt,
+    ckpt: CkptOpt = None,
     data: DataOpt = None,
     which: WhichOpt = None,
     results: ResultsOpt = Path("results"),
