@@ -1,0 +1,262 @@
+"""Pretraining configuration: YAML files backed by dataclasses, plus ``key=value`` overrides.
+
+A config has six sections (``data``, ``model``, ``mask``, ``optimization``, ``eval``,
+``logging``) and a ``seed``. Missing keys take the defaults below (the official ViT-H/14 recipe
+where it has one); an unknown key is an error naming it and the closest known keys. Overrides
+use dotted keys and YAML values: ``optimization.lr=1e-3``, ``eval.every=0``,
+``optimization.stop_after=null``. Presets live in ``tasks/pretrain/<name>.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ijepa_eval.errors import UserError
+from ijepa_eval.models.arch import VitArch
+from ijepa_eval.paths import resource_path
+from ijepa_eval.train.masks import MaskConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "imagefolder"  # any `load_dataset` adapter
+    root: str = ""
+    split: str = "train"
+    batch_size: int = 128  # per process (the official global batch is 2048 = 16 GPUs × 128)
+    workers: int = 10
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # RandomResizedCrop, the only augmentation
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    embed_dim: int = 1280
+    depth: int = 32
+    num_heads: int = 16
+    mlp_hidden: int | None = None  # default 4 × embed_dim (ViT-g/16: 6144)
+    patch_size: int = 14
+    img_size: int = 224
+    predictor_depth: int = 12
+    predictor_embed_dim: int = 384  # predictor heads = encoder heads
+
+    def arch(self) -> VitArch:
+        if self.img_size % self.patch_size:
+            raise UserError(
+                f"model.img_size={self.img_size} is not a multiple of "
+                f"model.patch_size={self.patch_size}"
+            )
+        if self.embed_dim % self.num_heads or self.predictor_embed_dim % self.num_heads:
+            raise UserError(
+                f"model.num_heads={self.num_heads} must divide model.embed_dim="
+                f"{self.embed_dim} and model.predictor_embed_dim={self.predictor_embed_dim}"
+            )
+        return VitArch(
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_hidden=self.mlp_hidden or 4 * self.embed_dim,
+            patch_size=self.patch_size,
+            grid=self.img_size // self.patch_size,
+        )
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    epochs: int = 300  # length of every schedule
+    warmup: float = 40  # epochs of linear lr warmup
+    start_lr: float = 2e-4
+    lr: float = 1e-3
+    final_lr: float = 1e-6
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    ema: tuple[float, float] = (0.996, 1.0)
+    ipe_scale: float = 1.0  # schedules span ipe_scale × epochs
+    clip_grad: float | None = None  # max gradient norm; none in the official recipe
+    bf16: bool = True  # bf16 autocast on GPU (CPU runs in fp32)
+    stop_after: int | None = None  # end this run after that epoch; --resume continues
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Online k-NN probe of the target encoder's lastPOOL features (rank 0)."""
+
+    every: int = 0  # epochs; 0 = never
+    dataset: str | None = None  # default: data.dataset
+    root: str | None = None  # default: data.root
+    train_split: str = "train"
+    test_split: str = "val"
+    k: int = 20
+    temperature: float = 0.07
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    out: str = "out/pretrain"
+    log_every: int = 10  # steps between log.csv rows
+    keep_every: int = 50  # also keep ep{N}.pth.tar every N epochs; 0 = only latest
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts, lists and scalars: safe for YAML and ``torch.load(weights_only=True)``."""
+        return _plain(dataclasses.asdict(self))
+
+    def with_overrides(self, overrides: list[str]) -> PretrainConfig:
+        return from_dict(_merge(self.to_dict(), parse_overrides(overrides)))
+
+
+def load_config(
+    source: str | os.PathLike[str], overrides: list[str] | None = None
+) -> PretrainConfig:
+    """Read a YAML file (or a preset name such as ``vit_tiny_synth``) and apply overrides."""
+    path = resolve_config(source)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path} must hold a mapping of config sections, not {type(raw).__name__}")
+    return from_dict(_merge(raw, parse_overrides(overrides or [])))
+
+
+def resolve_config(source: str | os.PathLike[str]) -> Path:
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    name = str(source)
+    if path.suffix not in (".yaml", ".yml") and "/" not in name:
+        try:
+            return resource_path(f"tasks/pretrain/{name}.yaml")
+        except FileNotFoundError:
+            pass
+    known = presets()
+    hint = difflib.get_close_matches(name, known, n=3)
+    did_you_mean = f"; did you mean {' or '.join(hint)}?" if hint else ""
+    raise UserError(
+        f"no config file or preset named {name!r}{did_you_mean} (presets: {', '.join(known)})"
+    )
+
+
+def presets() -> list[str]:
+    try:
+        folder = resource_path("tasks/pretrain")
+    except FileNotFoundError:
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """``["optimization.lr=1e-3", "seed=1"]`` → a nested dict of YAML-parsed values."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"override {item!r} is not key=value (e.g. optimization.lr=1e-3)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override {item!r} sets a key inside a value")
+        node[leaf] = value
+    return nested
+
+
+def from_dict(raw: dict[str, Any]) -> PretrainConfig:
+    return _build(PretrainConfig, raw, "", _all_keys(PretrainConfig))
+
+
+def _build(cls: type, raw: Any, prefix: str, known: list[str]) -> Any:
+    """Instantiate dataclass ``cls`` from ``raw``, checking every key and value type."""
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping, not {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            hint = difflib.get_close_matches(dotted, known, n=3, cutoff=0.6)
+            did_you_mean = f"; did you mean {' or '.join(hint)}?" if hint else ""
+            raise UserError(f"unknown config key {dotted!r}{did_you_mean}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            values[key] = _build(kind, value or {}, f"{dotted}.", known)
+        else:
+            values[key] = _coerce(value, kind, dotted)
+    return cls(**values)
+
+
+def _coerce(value: Any, kind: Any, key: str) -> Any:
+    """``value`` as type ``kind`` (int, float, str, bool, a pair of floats, or ``X | None``)."""
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise UserError(f"{key} must be a list of {len(args)} numbers, not {value!r}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if kind is float and isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads 1e-3 (no dot) as a string
+        except ValueError:
+            pass
+    elif kind is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise UserError(f"{key} must be {kind.__name__}, not {value!r}")
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.append(f"{prefix}{f.name}")
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _all_keys(hints[f.name], f"{prefix}{f.name}.")
+    return keys
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,50 @@
+"""The training log: ``log.csv`` (one row every few steps) echoed to the console.
+
+Columns: step, epoch, loss (mean since the previous row), lr, wd, momentum, knn_top1 (on rows
+that ended an evaluated epoch), time (seconds of training so far). On resume, rows past the
+checkpoint's step are dropped, since those steps are about to be run again.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from ijepa_eval.atomic import write_text
+
+COLUMNS = ("step", "epoch", "loss", "lr", "wd", "momentum", "knn_top1", "time")
+
+
+class TrainLog:
+    def __init__(
+        self, path: str | os.PathLike[str], *, resume_step: int | None, console: Console
+    ) -> None:
+        self.path = Path(path)
+        self.console = console
+        kept = []
+        if resume_step is not None and self.path.is_file():
+            with open(self.path, newline="") as f:
+                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        lines = [",".join(COLUMNS)] + [",".join(r.get(c, "") for c in COLUMNS) for r in kept]
+        write_text(self.path, "\n".join(lines) + "\n")
+
+    def write(self, **row: float | int | None) -> None:
+        values = [_cell(row.get(c)) for c in COLUMNS]
+        with open(self.path, "a") as f:
+            f.write(",".join(values) + "\n")
+        knn = "" if row.get("knn_top1") is None else f"  [green]knn top-1 {row['knn_top1']:.4g}[/]"
+        self.console.print(
+            f"[bold]epoch {row['epoch']} step {row['step']}[/]  loss {row['loss']:.4f}  "
+            f"lr {row['lr']:.3e}  wd {row['wd']:.3f}  momentum {row['momentum']:.5f}{knn}  "
+            f"[dim]{row['time']:.0f}s[/]",
+            highlight=False,
+        )
+
+
+def _cell(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
