@@ -25,15 +25,50 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-DEMO_CKPT := tests/fixtures/official-ijepa/tiny-vit-p8-32px.pth.tar
-DEMO_OUT  := out/demo
+# The synthetic suite: the bundled checkpoint (ijepa_tiny_synth) on data rendered here, offline.
+# `make demo` prints its leaderboard; `make regression` checks it against results/baseline/;
+# `make baseline` regenerates that baseline (commit the result deliberately).
+CKPT    ?= ijepa_tiny_synth
+OUT     ?= out/demo
+EVAL    := $(VENV)/bin/ijepa-eval
+COMMON   = --ckpt $(CKPT) --results $(OUT)/results --cache-dir $(OUT)/cache
+LINEAR   = -p 'lrs=[0.003,0.01,0.03,0.1]' -p 'weight_decays=[0.0]' -p min_steps=300
 
-# Inspect the bundled official-format checkpoint, render a small synthetic CLEVR, and extract its
-# features into a cache (run it twice: the second extraction is served from the cache).
-demo: $(STAMP)
-	$(VENV)/bin/ijepa-eval info --ckpt $(DEMO_CKPT)
-	$(VENV)/bin/ijepa-eval data synth-clevr --out $(DEMO_OUT)/CLEVR_v1.0 --train 1000 --val 200 --size 64
-	$(VENV)/bin/ijepa-eval data info clevr_count:$(DEMO_OUT)/CLEVR_v1.0
-	$(VENV)/bin/ijepa-eval extract --ckpt $(DEMO_CKPT) --data clevr_count:$(DEMO_OUT)/CLEVR_v1.0 \
-		--split train800 --layers all --cache-dir $(DEMO_OUT)/features
-	$(VENV)/bin/ijepa-eval cache ls --cache-dir $(DEMO_OUT)/features
+.PHONY: suite-data suite demo regression baseline bundled-vs-random
+
+suite-data: $(STAMP)
+	$(EVAL) data synth-classes --out $(OUT)/synth-classes --classes 10 --per-class 40 --size 64 --seed 0
+	$(EVAL) data synth-clevr --out $(OUT)/CLEVR_v1.0 --train 1000 --val 300 --size 64 --seed 0
+
+suite: suite-data
+	$(EVAL) run $(COMMON) --tasks linprobe --data $(OUT)/synth-classes $(LINEAR)
+	$(EVAL) lowshot $(COMMON) --shots 1,2,5 --data $(OUT)/synth-classes
+	$(EVAL) run $(COMMON) --tasks clevr_count,clevr_dist --data $(OUT)/CLEVR_v1.0 $(LINEAR)
+	$(EVAL) run $(COMMON) --tasks depth_synth --data $(OUT)/CLEVR_v1.0/depth -p epochs=30
+
+demo: suite
+	$(EVAL) leaderboard --results $(OUT)/results --reference results/reference
+
+regression: OUT := out/regression
+regression: suite
+	$(EVAL) check --baseline results/baseline --results $(OUT)/results
+
+baseline: OUT := out/baseline
+baseline:
+	rm -rf $(OUT)/results
+	$(MAKE) suite OUT=$(OUT)
+	rm -rf results/baseline/runs
+	mkdir -p results/baseline
+	cp -r $(OUT)/results/runs results/baseline/runs
+
+# The bundled model against the same architecture with random weights, on the same suite.
+bundled-vs-random: OUT := out/bundled-vs-random
+bundled-vs-random: $(STAMP)
+	rm -rf $(OUT)/results
+	mkdir -p $(OUT)
+	$(PY) results/bundled_vs_random/make_random_init.py $(OUT)/random_init.pth.tar
+	$(MAKE) suite OUT=$(OUT) CKPT=ijepa_tiny_synth
+	$(MAKE) suite OUT=$(OUT) CKPT=$(OUT)/random_init.pth.tar
+	rm -rf results/bundled_vs_random/runs
+	cp -r $(OUT)/results/runs results/bundled_vs_random/runs
+	$(EVAL) leaderboard --results results/bundled_vs_random --out results/bundled_vs_random/leaderboard.md

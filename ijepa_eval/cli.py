@@ -19,6 +19,22 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ijepa_eval.cli_options import (
+    CacheOpt,
+    CkptOpt,
+    CropPctOpt,
+    HeadsOpt,
+    ImgSizeOpt,
+    MeanOpt,
+    ResizeOpt,
+    SkipBadOpt,
+    SourceNormOpt,
+    StdOpt,
+    WhichOpt,
+    encoder_options,
+    load_encoder_loudly,
+    resolve_ckpt,
+)
 from ijepa_eval.errors import UserError
 
 console = Console()
@@ -57,97 +73,9 @@ def _root(
     _debug["on"] = debug or os.environ.get("IJEPA_EVAL_DEBUG", "") not in ("", "0")
 
 
-# --- options shared by every command that loads a checkpoint -------------------------------
-CkptOpt = Annotated[
-    str,
-    typer.Option(
-        "--ckpt",
-        help="Checkpoint: native .pth.tar/.pth, HF model dir, Hub id, timm:<name>.<tag>, "
-        "or a registry name (see `ijepa-eval models`).",
-    ),
-]
-WhichOpt = Annotated[
-    Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option(
-        "--which",
-        help="target_encoder (default where present, as in the paper) or encoder (context).",
-    ),
-]
-HeadsOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--heads", help="Attention heads, for widths outside the I-JEPA size table."),
-]
-ImgSizeOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--img-size", help="Evaluation resolution (position embedding is resized)."),
-]
-CropPctOpt = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option("--crop-pct", help="Centre-crop fraction (default 0.875: 256 → 224)."),
-]
-ResizeOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--resize", help="crop (resize + centre crop, default) or resize (VISSL plain)."),
-]
-MeanOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (default ImageNet)."),
-]
-StdOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (default ImageNet)."),
-]
-SourceNormOpt = Annotated[
-    bool,
-    typer.Option("--source-norm", help="Use the normalisation the source declares (e.g. 0.5)."),
-]
-
-
-def _triple(text: str | None, name: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise UserError(f"--{name} takes three comma-separated numbers, e.g. 0.485,0.456,0.406")
-    return values
-
-
-def _encoder_options(
-    which: str | None,
-    heads: int | None,
-    img_size: int | None,
-    crop_pct: float | None,
-    resize: str | None,
-    mean: str | None,
-    std: str | None,
-    source_norm: bool,
-) -> dict:
-    """The shared loading options as keyword arguments of `load_encoder`."""
-    if resize is not None and resize not in ("crop", "resize"):
-        raise UserError(f"--resize must be 'crop' or 'resize', not {resize!r}")
-    if crop_pct is not None and not 0 < crop_pct <= 1:
-        raise UserError(f"--crop-pct must be in (0, 1], not {crop_pct}")
-    preprocess = {
-        "crop_pct": crop_pct,
-        "resize": resize,
-        "mean": _triple(mean, "mean"),
-        "std": _triple(std, "std"),
-    }
-    return {
-        "which": which,
-        "heads": heads,
-        "img_size": img_size,
-        "preprocess": preprocess,
-        "source_norm": source_norm,
-    }
-
-
 @app.command()
 def info(
-    ckpt: CkptOpt,
+    ckpt: CkptOpt = None,
     which: WhichOpt = None,
     heads: HeadsOpt = None,
     img_size: ImgSizeOpt = None,
@@ -161,9 +89,8 @@ def info(
     """Show what a checkpoint holds and exactly what would be evaluated."""
     from ijepa_eval.models import inspect_checkpoint
 
-    meta = inspect_checkpoint(
-        ckpt, **_encoder_options(which, heads, img_size, crop_pct, resize, mean, std, source_norm)
-    )
+    options = encoder_options(heads, img_size, crop_pct, resize, mean, std, source_norm)
+    meta = inspect_checkpoint(resolve_ckpt(ckpt), which, **options)
     if as_json:
         console.print_json(data=meta.to_dict())
         return
@@ -203,9 +130,9 @@ def info(
 
 @app.command()
 def convert(
-    ckpt: CkptOpt,
     to: Annotated[str, typer.Option("--to", help="hf (config.json + safetensors) or native.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (hf) or file (native).")],
+    ckpt: CkptOpt = None,
     which: WhichOpt = None,
     heads: HeadsOpt = None,
     overwrite: Annotated[
@@ -217,7 +144,9 @@ def convert(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        written = convert_checkpoint(ckpt, to, out, which=which, heads=heads, overwrite=overwrite)
+        written = convert_checkpoint(
+            resolve_ckpt(ckpt), to, out, which=which, heads=heads, overwrite=overwrite
+        )
     for w in caught:
         console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     console.print(f"wrote {to} checkpoint to [bold]{written}[/]")
@@ -225,10 +154,10 @@ def convert(
 
 @app.command()
 def extract(
-    ckpt: CkptOpt,
     data: Annotated[
         str, typer.Option("--data", help="Dataset: NAME:ROOT (clevr_count:CLEVR_v1.0) or a folder.")
     ],
+    ckpt: CkptOpt = None,
     split: Annotated[str, typer.Option("--split", help="Split to encode.")] = "train",
     layers: Annotated[
         str, typer.Option("--layers", help="last, last4, all, or block indices like 0,5,11.")
@@ -254,19 +183,14 @@ def extract(
         typer.Option("--workers", help="DataLoader worker processes (default: cores, max 8)."),
     ] = None,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Images per shard.")] = 1024,
-    cache_dir: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-    ] = None,
+    cache_dir: CacheOpt = None,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Re-extract, replacing the cache.")
     ] = False,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder.")
     ] = False,
-    skip_bad_images: Annotated[
-        bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
-    ] = False,
+    skip_bad_images: SkipBadOpt = False,
     option: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE."),
@@ -287,14 +211,10 @@ def extract(
     from ijepa_eval.data.spec import parse_options, parse_spec
     from ijepa_eval.dist import world
     from ijepa_eval.features import extract as extract_features
-    from ijepa_eval.models import load_encoder
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        encoder = load_encoder(
-            ckpt,
-            **_encoder_options(which, heads, img_size, crop_pct, resize, mean, std, source_norm),
-        )
+    options = encoder_options(heads, img_size, crop_pct, resize, mean, std, source_norm)
+    # under torchrun only rank 0 speaks: one copy of each warning is enough
+    encoder = load_encoder_loudly(ckpt, which, quiet=not world().is_main, **options)
     name, root = parse_spec(data)
     dataset = load_dataset(
         name, root, split, skip_bad_images=skip_bad_images, **parse_options(option or [])
@@ -316,8 +236,6 @@ def extract(
     )
     if not world().is_main:
         return
-    for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
     if dataset.skipped:
         console.print(f"[yellow]skipped {len(dataset.skipped)} unreadable image(s)[/]")
     how = "from the cache" if features.hit else "extracted"

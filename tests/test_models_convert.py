@@ -108,3 +108,13 @@ def test_native_output_loads_in_official_layout(tmp_path, official_ckpt, which):
         written["module.pos_embed"],
         torch.load(official_ckpt, weights_only=True)[which]["module.pos_embed"],
     )
+
+
+def test_native_output_is_byte_deterministic(tmp_path, official_ckpt):
+    """Equal weights give equal bytes, so their sha256 (and feature-cache keys) stay equal."""
+    for name in ("a.pth.tar", "b.pth.tar"):
+        assert (
+            _convert("--ckpt", official_ckpt, "--to", "native", "--out", tmp_path / name).exit_code
+            == 0
+        )
+    assert (tmp_path / "a.pth.tar").read_bytes() == (tmp_path / "b.pth.tar").read_bytes()

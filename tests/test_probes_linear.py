@@ -234,7 +234,6 @@ def test_bad_configs_are_probe_errors(kwargs, message):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_and_cpu_grids_agree(data):
     train, train_y, val, val_y, *_ = data
     cfg = LinearGridConfig(lrs=(1e-3, 1e-2), weight_decays=(0.0,), epochs=0, min_steps=50)

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import torch
 from safetensors.torch import save_file
 
 from ijepa_eval import atomic
 from ijepa_eval.errors import UserError
 from ijepa_eval.models.formats import timm_to_hf
 from ijepa_eval.models.loading import load_encoder
+from ijepa_eval.models.safe_io import write_weights
 from ijepa_eval.models.sources import UNLABELLED
 from ijepa_eval.models.vit import Encoder
 from ijepa_eval.preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -94,5 +94,4 @@ def save_native(encoder: Encoder, out: Path) -> None:
     else:
         ours = {"arch": encoder.arch.to_dict(), "source_sha256": info.sha256}
         payload = {info.network: state, "epoch": info.epoch, "ijepa_eval": ours}
-    with atomic.atomic_path(out) as tmp:
-        torch.save(payload, tmp)
+    write_weights(out, payload)

@@ -7,6 +7,7 @@ for anything else is refused before that object is created. Every failure become
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 import zipfile
@@ -17,7 +18,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file as load_safetensors
 
+from ijepa_eval.atomic import atomic_path
 from ijepa_eval.errors import CheckpointError
+
+
+def write_weights(path: str | os.PathLike[str], payload: Any) -> None:
+    """``torch.save`` atomically, and byte-for-byte the same for the same tensors.
+
+    Saving to a file object fixes the zip archive's inner name (saving to a path names it after
+    the temporary file), so equal weights hash equal and keep their feature-cache entries.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def read_weights(path: Path) -> Any:

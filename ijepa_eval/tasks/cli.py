@@ -6,88 +6,29 @@ one prints a result table and writes one run record per task.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ijepa_eval.cli_options import (
+    BatchOpt,
+    CacheOpt,
+    CkptOpt,
+    DataOpt,
+    DeviceOpt,
+    IncludeOpt,
+    ProbeParamOpt,
+    ResultsOpt,
+    SkipBadOpt,
+    WhichOpt,
+    WorkersOpt,
+    console,
+    load_encoder_loudly,
+    parse_probe_params,
+)
 from ijepa_eval.errors import UserError
-
-console = Console()
-
-CkptOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--ckpt",
-        help="Checkpoint: native file, HF dir, Hub id, timm:<name>, or registry name "
-        "(default: the registry's default, the bundled ijepa_tiny_synth).",
-    ),
-]
-DataOpt = Annotated[
-    Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option(
-        "--data",
-        help="NAME:ROOT or a folder (format detected); default: the configured location.",
-    ),
-]
-WhichOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--which", help="target_encoder (default) or encoder."),
-]
-ResultsOpt = Annotated[
-    Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
-]
-CacheOpt = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-]
-IncludeOpt = Annotated[
-    Optional[list[Path]],  # noqa: UP045
-    typer.Option("--include-path", help="Extra folder of task YAMLs (repeatable)."),
-]
-BatchOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--batch-size", help="Images per forward during extraction."),
-]
-WorkersOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--workers", help="DataLoader workers during extraction."),
-]
-DeviceOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--device", help="Probe device (default: cuda if available, else cpu)."),
-]
-SkipBadOpt = Annotated[
-    bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
-]
-ProbeParamOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045
-    typer.Option(
-        "--probe-param",
-        "-p",
-        help="Override a probe parameter, KEY=VALUE (YAML value), e.g. -p epochs=5 -p lrs=[0.1].",
-    ),
-]
-
-
-def _probe_params(pairs: list[str] | None) -> dict:
-    import yaml
-
-    params = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--probe-param {pair!r} is not KEY=VALUE")
-        try:
-            params[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise UserError(
-                f"--probe-param {pair!r}: the value is not valid YAML ({exc})"
-            ) from None
-    return params
 
 
 def run_tasks(
@@ -107,21 +48,11 @@ def run_tasks(
     **extra,
 ) -> None:
     """Load the encoder once and run each task; features are shared through the cache."""
-    from ijepa_eval.models import load_encoder
     from ijepa_eval.tasks import evaluate, get_task
 
     specs = [get_task(name, include_path or ()) for name in names]  # all names checked first
-    if ckpt is None:
-        from ijepa_eval.models.registry import default_checkpoint
-
-        ckpt = default_checkpoint()
-        console.print(f"[dim]no --ckpt: using the default checkpoint {ckpt}[/]", highlight=False)
-    params = _probe_params(probe_param)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        encoder = load_encoder(ckpt, which)
-    for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    params = parse_probe_params(probe_param)
+    encoder = load_encoder_loudly(ckpt, which)
     for spec in specs:
         console.print(f"[bold]{spec.name}[/] — {spec.description}", highlight=False)
         result = evaluate(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +18,21 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ijepa_eval.cli_options import (
+    BatchOpt,
+    CacheOpt,
+    CkptOpt,
+    DataOpt,
+    DeviceOpt,
+    IncludeOpt,
+    ProbeParamOpt,
+    ResultsOpt,
+    WhichOpt,
+    WorkersOpt,
+    console,
+    load_encoder_loudly,
+    parse_probe_params,
+)
 from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.errors import UserError
 from ijepa_eval.features import extract
@@ -157,66 +171,29 @@ def sweep(
 
 
 def sweep_command(
-    ckpt: Annotated[
-        str,
-        typer.Option(
-            "--ckpt", help="Checkpoint: native file, HF dir, Hub id, timm:<name>, or registry name."
-        ),
-    ],
     task: Annotated[str, typer.Option("--task", help="The task whose probe is swept.")],
+    ckpt: CkptOpt = None,
     layers: Annotated[
         str, typer.Option("--layers", help="Blocks: all, last4, or indices like 0,5,11.")
     ] = "all",
-    data: Annotated[
-        Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-        typer.Option("--data", help="NAME:ROOT or a folder; default: the configured location."),
-    ] = None,
-    which: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--which", help="target_encoder (default) or encoder."),
-    ] = None,
-    results: Annotated[
-        Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
-    ] = Path("results"),
+    data: DataOpt = None,
+    which: WhichOpt = None,
+    results: ResultsOpt = Path("results"),
     plot: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
         typer.Option("--plot", help="PNG path (default <results>/sweeps/<task>-<model>-<t>.png)."),
     ] = None,
-    cache_dir: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-    ] = None,
-    include_path: Annotated[
-        Optional[list[Path]],  # noqa: UP045
-        typer.Option("--include-path", help="Extra folder of task YAMLs (repeatable)."),
-    ] = None,
-    batch_size: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--batch-size", help="Images per forward during extraction."),
-    ] = None,
-    workers: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--workers", help="DataLoader workers during extraction."),
-    ] = None,
-    device: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--device", help="Probe device (default: cuda if available, else cpu)."),
-    ] = None,
-    probe_param: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--probe-param", "-p", help="Override a probe parameter, KEY=VALUE (YAML)."),
-    ] = None,
+    cache_dir: CacheOpt = None,
+    include_path: IncludeOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = None,
+    device: DeviceOpt = None,
+    probe_param: ProbeParamOpt = None,
 ) -> None:
     """Probe every block of an encoder on one task: a run record per block and a PNG plot."""
-    from ijepa_eval.tasks.cli import _probe_params, console
-
     spec = get_task(task, include_path or ())
-    params = _probe_params(probe_param)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        encoder = load_encoder(ckpt, which)
-    for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    params = parse_probe_params(probe_param)
+    encoder = load_encoder_loudly(ckpt, which)
     result = sweep(
         spec,
         encoder=encoder,

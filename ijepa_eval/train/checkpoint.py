@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ijepa_eval.atomic import atomic_path
 from ijepa_eval.errors import CheckpointError, UserError
+from ijepa_eval.models.safe_io import write_weights
 
 PREFIX = "module."
 NETWORKS = ("encoder", "predictor", "target_encoder")
@@ -36,8 +36,7 @@ def plain_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_weights(path, payload)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
