@@ -284,7 +284,6 @@ def test_torchrun_two_processes_equal_one(folder, tmp_path, official_ckpt):
     assert torch.allclose(fa.pooled(), fb.pooled(), atol=1e-6)
 
 
-
 def test_cli_extract_and_cache_commands(folder, tmp_path, official_ckpt):
     cache = str(tmp_path / "c")
     args = [

@@ -164,7 +164,8 @@ def test_yaml_errors_name_the_field(tmp_path):
     ):
         load_task_file(tmp_path / "typo.yaml")
     (tmp_path / "nometrics.yaml").write_text(
-        "name: nometrics\nversion: 1\ndescription: x\nprotocol: y\ndataset: {}\nprobe: {type: knn}\n"
+        "name: nometrics\nversion: 1\ndescription: x\nprotocol: y\n"
+        "dataset: {}\nprobe: {type: knn}\n"
     )
     with pytest.raises(ie.UserError, match="missing field 'metrics'"):
         load_task_file(tmp_path / "nometrics.yaml")
@@ -195,7 +196,8 @@ def test_include_path_and_entry_point_plugins(tmp_path, monkeypatch, classes, of
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "my_knn.yaml").write_text(
-        f"include: {base.source}\nname: my_knn\nprobe: {{params: {{ks: [3]}}}}\nmetrics: [top1_k3]\n"
+        f"include: {base.source}\nname: my_knn\n"
+        "probe: {params: {ks: [3]}}\nmetrics: [top1_k3]\n"
     )
     assert "my_knn" in task_registry([extra]).names()
     record = evaluate(
