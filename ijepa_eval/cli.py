@@ -90,7 +90,8 @@ def info(
     from ijepa_eval.models import inspect_checkpoint
 
     options = encoder_options(heads, img_size, crop_pct, resize, mean, std, source_norm)
-    meta = inspect_checkpoint(resolve_ckpt(ckpt), which, **options)
+    ckpt = resolve_ckpt(ckpt)
+    meta = inspect_checkpoint(ckpt, which, **options)
     if as_json:
         console.print_json(data=meta.to_dict())
         return
