@@ -3,7 +3,7 @@
     python benchmarks/bench_probes.py [--train 10000] [--knn-train 100000] [--knn-test 2000]
 
 (a) The linear grid: 2 representations (lastPOOL 768-d, concatPOOL4 3072-d) x {linear,
-    bn_linear} x DINOv2's 13 lrs = 52 heads in one pass (10 epochs, batch 1024, SGD), against
+    bn_linear} x DINOv2's 13 lrs = 52 heads in one pass (--epochs, batch 1024, SGD), against
     scikit-learn's LogisticRegression(lbfgs, defaults) fitting 52 configurations (the same 2 x 2,
     bn_linear as StandardScaler + LR, x 13 C values). Fitting all 52 would take most of the time
     budget, so `--sk-sample` C values per (representation, head) are fitted and timed, and each
@@ -70,7 +70,13 @@ def bench_grid(args) -> list[str]:
         return {"lastPOOL": p[:, -1], "concatPOOL4": p.flatten(1)}
 
     train, val = reps(p_train), reps(p_val)
-    cfg = LinearGridConfig(weight_decays=(0.0,), epochs=10, min_steps=0, batch_size=1024)
+    cfg = LinearGridConfig(
+        weight_decays=(0.0,),
+        epochs=args.epochs,
+        min_steps=0,
+        batch_size=1024,
+        matmul_dtype=args.matmul_dtype,
+    )
 
     def ours():
         return linear_grid(train, y_train, val, y_val, num_classes=100, config=cfg)
@@ -104,8 +110,9 @@ def bench_grid(args) -> list[str]:
         f"- features: {args.train:,} train + {args.train // 4:,} val, 100 classes; lastPOOL 768-d "
         f"and concatPOOL4 3,072-d (float16, synthetic Gaussian blobs)",
         f"- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 = "
-        f"{len(grid.rows)} heads, SGD momentum 0.9, cosine, batch 1024, 10 epochs "
-        f"({steps} steps), validation included; runs: {t1:.1f} s, {t2:.1f} s (before and after "
+        f"{len(grid.rows)} heads, SGD momentum 0.9, cosine, batch 1024, {args.epochs} epochs "
+        f"({steps} steps), {args.matmul_dtype} GEMMs, validation included; "
+        f"runs: {t1:.1f} s, {t2:.1f} s (before and after "
         f"the scikit-learn fits)",
         "- scikit-learn: `LogisticRegression()` (lbfgs, tol 1e-4, max_iter 100: its defaults), "
         "bn_linear as `StandardScaler()` + it; measured fits (rep, head, C, seconds, val top-1):",
@@ -224,6 +231,8 @@ def main() -> None:
     p.add_argument("--knn-repeats", type=int, default=2)
     p.add_argument("--only", choices=["grid", "logreg", "knn"], nargs="*", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads, both")
+    p.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--epochs", type=int, default=10, help="linear grid epochs")
     args = p.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     parts = {"grid": bench_grid, "logreg": bench_logreg, "knn": bench_knn}

@@ -219,6 +219,23 @@ def test_bad_grid_inputs_are_probe_errors(data, change, message):
         linear_grid(**change(args), config=FAST)
 
 
+def test_bf16_matmuls_choose_as_well_as_fp32(data):
+    """The bf16 option only rounds the GEMM inputs: the same choice quality, weights stay fp32."""
+    train, train_y, val, val_y, *_ = data
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        cfg = LinearGridConfig(
+            lrs=(0.01, 0.1), batch_size=128, epochs=0, min_steps=150, matmul_dtype=dtype
+        )
+        results[dtype] = linear_grid(
+            train, train_y, val, val_y, num_classes=NUM_CLASSES, config=cfg
+        )
+    fp32, bf16 = results["float32"], results["bfloat16"]
+    assert abs(fp32.best["val_top1"] - bf16.best["val_top1"]) <= 2.0
+    assert bf16.best_head.linear.weight.dtype == torch.float32
+    assert not torch.equal(fp32.best_head.linear.weight, bf16.best_head.linear.weight)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -226,6 +243,7 @@ def test_bad_grid_inputs_are_probe_errors(data, change, message):
         ({"heads": ("mlp",)}, "heads must be"),
         ({"lrs": ()}, "lrs must be"),
         ({"epochs": 0, "min_steps": 0}, "not both 0"),
+        ({"matmul_dtype": "float8"}, "matmul_dtype must be"),
     ],
 )
 def test_bad_configs_are_probe_errors(kwargs, message):

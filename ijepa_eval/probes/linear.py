@@ -57,6 +57,7 @@ class LinearGridConfig:
     batch_size: int = 1024
     seed: int = 0
     eval_batch_size: int = 4096
+    matmul_dtype: str = "float32"  # "bfloat16": the two training GEMMs in bf16 (AMX, tensor cores)
 
     def __post_init__(self) -> None:
         for name in ("lrs", "weight_decays", "heads"):  # lists from YAML become tuples
@@ -74,6 +75,8 @@ class LinearGridConfig:
             raise ProbeError("epochs and min_steps must be >= 0, and not both 0")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ProbeError("batch sizes must be >= 1")
+        if self.matmul_dtype not in ("float32", "bfloat16"):
+            raise ProbeError(f"matmul_dtype must be float32 or bfloat16, not {self.matmul_dtype!r}")
 
     def batch(self, n: int) -> int:
         return min(self.batch_size, n)
@@ -157,7 +160,11 @@ class _HeadGroup:
         return self.norm.train(train)(x)
 
     def logits(self, x: Tensor) -> Tensor:
-        return torch.addmm(self.bias, x, self.weight).view(x.shape[0], self.size, -1)
+        if self.config.matmul_dtype == "bfloat16":
+            out = _bf16_mm(x, self.weight) + self.bias
+        else:
+            out = torch.addmm(self.bias, x, self.weight)
+        return out.view(x.shape[0], self.size, -1)
 
     def step(self, x: Tensor, y: Tensor, schedule: float) -> Tensor:
         """One update of all G heads on a batch; returns their mean training loss."""
@@ -168,7 +175,10 @@ class _HeadGroup:
         grad = prob.view(n, -1) / n
         self.t += 1
         lr = self.lr * schedule
-        self._update("weight", self.weight, x.T @ grad, lr, self.wd)
+        bf16 = self.config.matmul_dtype == "bfloat16"
+        self._update(
+            "weight", self.weight, _bf16_mm(x.T, grad) if bf16 else x.T @ grad, lr, self.wd
+        )
         self._update("bias", self.bias, grad.sum(0), lr, None)
         return loss
 
@@ -201,6 +211,11 @@ class _HeadGroup:
         if self.norm is not None:
             head.norm.load_state_dict(self.norm.state_dict())
         return head.eval()
+
+
+def _bf16_mm(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` with bf16 inputs and fp32 accumulation; the weights themselves stay fp32."""
+    return (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).float()
 
 
 def _batches(n: int, batch: int, steps: int, seed: int, device: torch.device) -> Iterator[Tensor]:
