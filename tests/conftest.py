@@ -39,6 +39,19 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     yield root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch and BLAS thread: tiny tensors on a shared 2-core machine run several times
+    faster alone than with intra-op threads waiting on each other (use with usefixtures)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def official_ckpt() -> Path:
     return OFFICIAL / "tiny-vit-p8-32px.pth.tar"

@@ -30,6 +30,8 @@ from ijepa_eval.probes import (
 )
 from ijepa_eval.tasks import get_task
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
+
 FAST = AttentiveConfig(
     lrs=(1e-3, 3e-3), weight_decays=(0.0, 0.05), epochs=0, min_steps=300, batch_size=64
 )
@@ -56,15 +58,6 @@ def needle(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         for slot, k in zip(slots[1:], others, strict=False):
             x[i, slot] += codes[k]
     return x, y
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine, intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

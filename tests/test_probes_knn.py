@@ -7,19 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from threadpoolctl import threadpool_limits
 
 from ijepa_eval.probes import ProbeError, ProbeWarning, classification_metrics, knn_eval
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Odd-sized small matmuls: on a busy shared 2-core machine OpenMP barriers stall (~20 ms)."""
-    with threadpool_limits(1):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
 
 
 def brute_force(train, train_y, test, test_y, *, k, temperature, num_classes):

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from ijepa_eval.probes import (
     LinearGridConfig,
@@ -21,6 +20,8 @@ from ijepa_eval.probes import (
     stratified_split,
 )
 from ijepa_eval.probes.linear import _batches
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
 
 NUM_CLASSES = 10
 FAST = LinearGridConfig(batch_size=128, epochs=10, min_steps=300)
@@ -37,17 +38,6 @@ def pooled(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def reps(p: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"lastPOOL": p[:, -1], "concatPOOL4": p.flatten(1)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """These matrices are too small to gain from threads; on a shared 2-core machine OpenMP's
-    barriers then stall whenever the other core is busy (30x slower under load)."""
-    with threadpool_limits(1):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

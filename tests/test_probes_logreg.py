@@ -6,19 +6,10 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
-from threadpoolctl import threadpool_limits
 
 from ijepa_eval.probes import ProbeError, ProbeWarning, logreg_fit, logreg_grid, stratified_split
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small matrices: threads gain nothing, and stall on a busy shared 2-core machine."""
-    with threadpool_limits(1):
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        yield
-        torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
 
 
 def blobs(n: int, seed: int, num_classes: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

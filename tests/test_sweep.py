@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -19,18 +18,11 @@ from ijepa_eval.tasks import get_task
 from ijepa_eval.tasks.lineplot import line_plot, nice_ticks
 from ijepa_eval.tasks.sweep import sweep
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
+
 RUNNER = CliRunner()
 LINEAR = {"lrs": [0.05, 0.5], "weight_decays": [0.0], "epochs": 2, "min_steps": 30}
 ATTENTIVE = {"lrs": [1e-3], "weight_decays": [0.01], "epochs": 0, "min_steps": 15}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: on a shared 2-core machine, intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

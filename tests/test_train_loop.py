@@ -21,6 +21,8 @@ from ijepa_eval.errors import UserError
 from ijepa_eval.train import export_encoder, load_config, pretrain
 from ijepa_eval.train.checkpoint import plain_state
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
+
 OFFICIAL_KEYS = {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "loss",
                  "batch_size", "world_size", "lr"}  # fmt: skip
 # 64 wide, 2 deep, 8×8 patches of 4 px: a step takes milliseconds on a CPU.
@@ -30,15 +32,6 @@ TINY = [
     "model.predictor_embed_dim=32", "mask.min_keep=4", "optimization.epochs=3",
     "optimization.warmup=1", "eval.every=0", "logging.log_every=1", "logging.keep_every=2",
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and far faster than on two when cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -164,18 +164,20 @@ class AttentiveClassifier(nn.Module):
 
 
 class TokenRows:
-    """Some rows of a token source (and one block of a TokenArray), read lazily: no copy.
+    """Some rows of an array (and one block of a TokenArray), read lazily: no copy.
 
     ``TokenRows(feats.tokens())`` turns the (N, L, T, D) array of a one-block FeatureSet into
-    (N, T, D); ``TokenRows(source, rows)`` is the held-out part of train, for instance.
+    (N, T, D); ``TokenRows(source, rows)`` is the held-out part of train, for instance;
+    ``block=None`` keeps every dimension (the depth probe's (N, L, T, D) tokens and maps).
     """
 
-    def __init__(self, source, rows: np.ndarray | None = None, *, block: int = 0):
+    def __init__(self, source, rows: np.ndarray | None = None, *, block: int | None = 0):
         self.source = source
         self.block = block if len(source.shape) == 4 else None
         full = np.arange(source.shape[0])
         self.rows = full if rows is None else full[np.asarray(rows, dtype=np.int64)]
-        self.shape = (len(self.rows), *tuple(source.shape)[-2:])
+        kept = tuple(source.shape)[-2:] if self.block is not None else tuple(source.shape)[1:]
+        self.shape = (len(self.rows), *kept)
 
     def __len__(self) -> int:
         return self.shape[0]

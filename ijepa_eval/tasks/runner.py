@@ -7,6 +7,7 @@ separate split or a held-out part of train (see `DataSpec`), and the test featur
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 import uuid
@@ -164,7 +165,10 @@ class _Features:
         self.datasets[label] = {
             "split": ds.split,
             "items": len(ds),
-            "fingerprint": ds.fingerprint(),
+            # the images' fingerprint is the one extraction just computed (memoised): no second
+            # pass over the files; the labels are hashed on their own
+            "fingerprint": ds.fingerprint(images_only=True),
+            "labels_sha256": _labels_digest(ds),
             "selection": ds.selection,
             "skipped": len(ds.skipped),
         }
@@ -529,8 +533,8 @@ def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_
         order = np.random.default_rng(spec.dataset.seed).permutation(len(train_depth))
         cut = max(1, round(len(order) * (plan.holdout or spec.dataset.holdout)))
         val_rows, fit_rows = np.sort(order[:cut]), np.sort(order[cut:])
-        fit, fit_depth = RowView(train_tokens, fit_rows), RowView(train_depth, fit_rows)
-        val, val_depth = RowView(train_tokens, val_rows), RowView(train_depth, val_rows)
+        fit, fit_depth = (TokenRows(x, fit_rows, block=None) for x in (train_tokens, train_depth))
+        val, val_depth = (TokenRows(x, val_rows, block=None) for x in (train_tokens, train_depth))
     test, test_depth = split(plan.test, "test")
     result = depth_probe(
         fit,
@@ -554,17 +558,11 @@ def _run_depth(spec: TaskSpec, plan: SplitPlan, feats: _Features, *, device, **_
     }
 
 
-class RowView:
-    """Rows ``rows`` of an array, indexable like one: a held-out split without a copy."""
-
-    def __init__(self, tokens: Any, rows: np.ndarray) -> None:
-        self.tokens, self.rows = tokens, rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: np.ndarray) -> torch.Tensor:
-        return self.tokens[self.rows[index]]
+def _labels_digest(ds: Any) -> str | None:
+    targets = getattr(ds, "targets", None)
+    if targets is None:
+        return None
+    return hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()
 
 
 def eigen_cropped(depth: np.ndarray) -> np.ndarray:
