@@ -291,7 +291,6 @@ from ijepa_eval.data.cli import data_app  # noqa: E402
 from ijepa_eval.features.cli import cache_app  # noqa: E402
 from ijepa_eval.results import cli as results_cli  # noqa: E402
 from ijepa_eval.tasks import cli as task_cli  # noqa: E402
-from ijepa_eval.tasks.sweep import sweep_command  # noqa: E402
 from ijepa_eval.train.cli import pretrain  # noqa: E402
 
 app.add_typer(data_app, name="data")
@@ -299,7 +298,7 @@ app.add_typer(cache_app, name="cache")
 for _command in (task_cli.run, task_cli.linprobe, task_cli.lowshot, task_cli.clevr, task_cli.knn):
     app.command()(_command)
 app.command(name="tasks")(task_cli.tasks)
-app.command(name="sweep")(sweep_command)
+app.command(name="sweep")(task_cli.sweep_command)
 app.command(name="pretrain")(pretrain)
 app.command(name="leaderboard")(results_cli.leaderboard)
 app.command(name="check")(results_cli.check)

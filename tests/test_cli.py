@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ijepa_eval.cli import app
@@ -74,3 +76,60 @@ def test_runs_as_python_module():
     )
     assert result.returncode == 0
     assert "info" in result.stdout and "convert" in result.stdout
+
+
+def _heavy_modules_after(argv: list[str]) -> list[str]:
+    """Run the CLI in a fresh interpreter; list which heavy libraries it imported."""
+    code = (
+        "import sys\n"
+        "from ijepa_eval.cli import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'timm', 'torchvision', 'transformers', 'sklearn', 'datasets')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split("\n")[-2].split()
+
+
+def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
+    # `import torch` alone costs seconds and ~0.5 GB: --help, listing tasks and models,
+    # leaderboards and CI checks must not pay it (the package exports resolve lazily)
+    baseline = str(Path(__file__).parents[1] / "results" / "baseline")
+    for argv in (
+        ["--help"],
+        ["tasks"],
+        ["models"],
+        ["leaderboard", "--results", baseline, "--out", str(tmp_path / "board.md")],
+        ["check", "--baseline", baseline, "--results", baseline],
+    ):
+        assert _heavy_modules_after(argv) == [], argv
+
+
+def test_lazy_package_exports_resolve_and_list():
+    import ijepa_eval as ie
+    import ijepa_eval.probes as probes
+
+    assert ie.load_encoder.__module__ == "ijepa_eval.models.loading"
+    assert "linear_grid" in dir(probes) and "load_encoder" in ie.__all__
+    with pytest.raises(AttributeError, match="no_such_name"):
+        ie.no_such_name  # noqa: B018
+
+
+def test_exported_function_named_like_its_module_is_not_hidden_by_it():
+    # importing ijepa_eval.features.extract (the module) must not rebind the package's
+    # `extract` (the function) to it; run fresh so the import order is the harmful one
+    code = (
+        "import ijepa_eval.features.extract, ijepa_eval.results.check\n"
+        "from ijepa_eval.features import extract\n"
+        "from ijepa_eval.results import check\n"
+        "import ijepa_eval as ie\n"
+        "assert callable(extract) and callable(check) and ie.extract is extract, extract\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -9,26 +9,19 @@ depth_folder (see `ijepa_eval.data.load`). Names resolve lazily, so importing th
 CLI does on every start) imports neither torch nor `datasets`.
 """
 
-from __future__ import annotations
+from ijepa_eval.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "load_dataset": "ijepa_eval.data.load",
-    "register_dataset": "ijepa_eval.data.load",
-    "dataset_names": "ijepa_eval.data.load",
-    "available_splits": "ijepa_eval.data.load",
-    "EvalDataset": "ijepa_eval.data.base",
-    "apply_subset_file": "ijepa_eval.data.subsets",
-    "draw_k_shot": "ijepa_eval.data.subsets",
-    "save_file_list": "ijepa_eval.data.subsets",
-    "parse_spec": "ijepa_eval.data.spec",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = lazy_exports(
+    __name__,
+    {
+        "ijepa_eval.data.load": (
+            "load_dataset",
+            "register_dataset",
+            "dataset_names",
+            "available_splits",
+        ),
+        "ijepa_eval.data.base": ("EvalDataset",),
+        "ijepa_eval.data.subsets": ("apply_subset_file", "draw_k_shot", "save_file_list"),
+        "ijepa_eval.data.spec": ("parse_spec",),
+    },
+)

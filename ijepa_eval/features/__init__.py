@@ -1,7 +1,12 @@
 """Frozen features: extracted once, cached by content, read by every task."""
 
-from ijepa_eval.features.extract import extract
-from ijepa_eval.features.spec import FeatureSpec
-from ijepa_eval.features.store import FeatureSet, FeatureStore
+from ijepa_eval.lazy import lazy_exports
 
-__all__ = ["FeatureSet", "FeatureSpec", "FeatureStore", "extract"]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "ijepa_eval.features.extract": ("extract",),
+        "ijepa_eval.features.spec": ("FeatureSpec",),
+        "ijepa_eval.features.store": ("FeatureSet", "FeatureStore"),
+    },
+)

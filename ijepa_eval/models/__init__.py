@@ -1,15 +1,13 @@
 """Loading I-JEPA encoders from every source into one implementation."""
 
-from ijepa_eval.models.arch import VitArch
-from ijepa_eval.models.info import EncoderInfo
-from ijepa_eval.models.loading import SourceWarning, inspect_checkpoint, load_encoder
-from ijepa_eval.models.vit import Encoder
+from ijepa_eval.lazy import lazy_exports
 
-__all__ = [
-    "Encoder",
-    "EncoderInfo",
-    "SourceWarning",
-    "VitArch",
-    "inspect_checkpoint",
-    "load_encoder",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "ijepa_eval.models.arch": ("VitArch",),
+        "ijepa_eval.models.info": ("EncoderInfo",),
+        "ijepa_eval.models.loading": ("SourceWarning", "inspect_checkpoint", "load_encoder"),
+        "ijepa_eval.models.vit": ("Encoder",),
+    },
+)

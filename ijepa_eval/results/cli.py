@@ -16,11 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ijepa_eval.results.check import check as run_check
-from ijepa_eval.results.leaderboard import check_format, render, write_leaderboard
-from ijepa_eval.results.leaderboard import leaderboard as build_leaderboard
-from ijepa_eval.results.plot import plot_leaderboard
-
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -54,6 +49,10 @@ def leaderboard(
 ) -> None:
     """Tabulate the newest run of each (model, task) as Markdown or CSV, optionally with charts."""
     fmt = fmt or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
+    from ijepa_eval.results.leaderboard import check_format, render, write_leaderboard
+    from ijepa_eval.results.leaderboard import leaderboard as build_leaderboard
+    from ijepa_eval.results.plot import plot_leaderboard
+
     check_format(fmt)  # before reading anything
     board = _with_warnings(lambda: build_leaderboard(results, reference))
     if out is None:
@@ -84,6 +83,8 @@ def check(
     ] = None,
 ) -> None:
     """Compare the newest results with a baseline; exit 1 on a regression or a missing metric."""
+    from ijepa_eval.results.check import check as run_check
+
     report = _with_warnings(lambda: run_check(baseline, results, tolerance=tolerance))
     table = Table(title=escape(f"check against {baseline}"), title_justify="left")
     for name in ("task", "metric", "baseline", "now", "delta", "tolerance", "status"):

@@ -1,16 +1,12 @@
 """Benchmark tasks: YAML specs, a registry with plugins, and `evaluate` that runs one."""
 
-from ijepa_eval.tasks.registry import all_tasks, get_task, task_registry
-from ijepa_eval.tasks.runner import RunResult, evaluate
-from ijepa_eval.tasks.spec import TaskSpec, TaskSpecError, load_task_file
+from ijepa_eval.lazy import lazy_exports
 
-__all__ = [
-    "RunResult",
-    "TaskSpec",
-    "TaskSpecError",
-    "all_tasks",
-    "evaluate",
-    "get_task",
-    "load_task_file",
-    "task_registry",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "ijepa_eval.tasks.registry": ("all_tasks", "get_task", "task_registry"),
+        "ijepa_eval.tasks.runner": ("RunResult", "evaluate"),
+        "ijepa_eval.tasks.spec": ("TaskSpec", "TaskSpecError", "load_task_file"),
+    },
+)

@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ijepa_eval.atomic import default_file_mode
 from ijepa_eval.errors import UserError
 
@@ -25,6 +23,7 @@ SCHEMA = "ijepa-eval/run/1"
 
 def environment(device: str) -> dict[str, Any]:
     import timm
+    import torch
 
     from ijepa_eval import __version__
 

@@ -14,25 +14,8 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
-import typer
-
-from ijepa_eval.cli_options import (
-    BatchOpt,
-    CacheOpt,
-    CkptOpt,
-    DataOpt,
-    DeviceOpt,
-    IncludeOpt,
-    ProbeParamOpt,
-    ResultsOpt,
-    WhichOpt,
-    WorkersOpt,
-    console,
-    load_encoder_loudly,
-    parse_probe_params,
-)
 from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.errors import UserError
 from ijepa_eval.features import extract
@@ -168,52 +151,3 @@ def sweep(
             higher_is_better=metric.higher_is_better,
         )
     return SweepResult(spec.name, metric.name, blocks, values, runs, plot)
-
-
-def sweep_command(
-    task: Annotated[str, typer.Option("--task", help="The task whose probe is swept.")],
-    ckpt: CkptOpt = None,
-    layers: Annotated[
-        str, typer.Option("--layers", help="Blocks: all, last4, or indices like 0,5,11.")
-    ] = "all",
-    data: DataOpt = None,
-    which: WhichOpt = None,
-    results: ResultsOpt = Path("results"),
-    plot: Annotated[
-        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
-        typer.Option("--plot", help="PNG path (default <results>/sweeps/<task>-<model>-<t>.png)."),
-    ] = None,
-    cache_dir: CacheOpt = None,
-    include_path: IncludeOpt = None,
-    batch_size: BatchOpt = None,
-    workers: WorkersOpt = None,
-    device: DeviceOpt = None,
-    probe_param: ProbeParamOpt = None,
-) -> None:
-    """Probe every block of an encoder on one task: a run record per block and a PNG plot."""
-    spec = get_task(task, include_path or ())
-    params = parse_probe_params(probe_param)
-    encoder = load_encoder_loudly(ckpt, which)
-    result = sweep(
-        spec,
-        encoder=encoder,
-        layers=layers,
-        data=data,
-        results_dir=results,
-        plot=plot,
-        cache_dir=cache_dir,
-        probe_params=params,
-        batch_size=batch_size,
-        workers=workers,
-        device=device,
-    )
-    higher = spec.metrics[0].higher_is_better
-    best = (max if higher else min)(range(len(result.values)), key=lambda i: result.values[i])
-    console.print(f"[bold]{spec.name}[/]: {result.metric} by block", highlight=False)
-    for i, (block, value, run) in enumerate(
-        zip(result.blocks, result.values, result.runs, strict=True)
-    ):
-        mark = "  <- best" if i == best else ""
-        console.print(f"  block {block:>3}  {value:8.2f}  {run.path}{mark}", highlight=False)
-    if result.plot:
-        console.print(f"plot: {result.plot}", highlight=False)

@@ -4,18 +4,15 @@
 the official layout, which `ijepa_eval.load_encoder` and facebookresearch/ijepa both read.
 """
 
-from ijepa_eval.train.checkpoint import export_encoder
-from ijepa_eval.train.config import PretrainConfig, load_config
-from ijepa_eval.train.masks import MaskConfig, MultiBlockMasks
-from ijepa_eval.train.predictor import Predictor
-from ijepa_eval.train.trainer import pretrain
+from ijepa_eval.lazy import lazy_exports
 
-__all__ = [
-    "MaskConfig",
-    "MultiBlockMasks",
-    "Predictor",
-    "PretrainConfig",
-    "export_encoder",
-    "load_config",
-    "pretrain",
-]
+__all__ = lazy_exports(
+    __name__,
+    {
+        "ijepa_eval.train.checkpoint": ("export_encoder",),
+        "ijepa_eval.train.config": ("PretrainConfig", "load_config"),
+        "ijepa_eval.train.masks": ("MaskConfig", "MultiBlockMasks"),
+        "ijepa_eval.train.predictor": ("Predictor",),
+        "ijepa_eval.train.trainer": ("pretrain",),
+    },
+)
