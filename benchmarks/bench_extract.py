@@ -1,12 +1,21 @@
-"""Extraction throughput: ijepa-eval vs transformers' IJepaModel, same config, images and dtype.
+"""Extraction throughput against transformers and timm: same config, weights, images and dtype.
 
-    python benchmarks/bench_extract.py [--arch base] [--images 64] [--batch 16] [--res 224]
+    python benchmarks/bench_extract.py [--arch base] [--patch 16] [--res 224] [--images 64]
+                                       [--batch 16] [--dtypes fp32,bf16] [--e2e-dtype bf16]
 
-Random-init weights (throughput does not depend on their values) saved in the native layout and
-converted to HF with `ijepa-eval convert`, so both sides run identical weights. Measured, in one
-run: model-only forward (pre-batched tensors) in fp32 and bf16 autocast, for ours and for
-transformers (SDPA attention); end-to-end `ie.extract` from a folder of JPEGs; and a repeat of
-that extraction served from the cache. Prints a Markdown block for benchmarks/RESULTS.md.
+Random-init weights (throughput does not depend on their values), saved in the native layout
+and converted to HF with `save_hf`, so all three run identical weights:
+
+- model-only, on pre-batched tensors: ours (`forward_blocks` + mean pool, the extraction path),
+  transformers' `IJepaModel` (SDPA attention) and a plain timm `VisionTransformer` of the same
+  config (`vit_huge_patch14_gap_224` and friends), in each dtype of --dtypes (bf16 = autocast);
+- end to end from a folder of JPEGs (decode, resize, crop, forward, pooled output): `ie.extract`
+  (cache refreshed each time), transformers' `pipeline("image-feature-extraction")` with
+  `return_tensors=True`, and timm's own transform in a DataLoader with the same worker count;
+- that extraction again, served from the cache.
+
+Runs alternate and medians are taken, so background load falls on every side alike. Prints a
+Markdown block for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +33,8 @@ import timm
 import torch
 import transformers
 from PIL import Image
+from timm.models.vision_transformer import VisionTransformer
+from torchvision.datasets import ImageFolder
 
 import ijepa_eval as ie
 from ijepa_eval.models.arch import WIDTHS, VitArch
@@ -53,16 +65,64 @@ def make_checkpoint(arch_name: str, res: int, patch: int, out: Path) -> Path:
     return out
 
 
-def timed_pair(first, second, repeats: int) -> tuple[float, float]:
-    """Median seconds of each, alternating runs so that background load hits both alike."""
-    first(), second()  # warm-up
-    times: tuple[list[float], list[float]] = ([], [])
+def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each, alternating runs so that background load hits all alike."""
+    for fn in fns.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for fn, out in ((first, times[0]), (second, times[1])):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            out.append(time.perf_counter() - start)
-    return float(np.median(times[0])), float(np.median(times[1]))
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def plain_timm(ours: Encoder, res: int) -> torch.nn.Module:
+    """timm's own VisionTransformer in I-JEPA's configuration, holding the same weights."""
+    a = ours.arch
+    name = f"vit_{WIDTHS[a.embed_dim][0]}_patch{a.patch_size}_gap_224"
+    kwargs = {"num_classes": 0, "img_size": res}
+    if name in timm.list_models():
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    else:  # the same configuration, built from the class the registered names use
+        model = VisionTransformer(
+            patch_size=a.patch_size,
+            embed_dim=a.embed_dim,
+            depth=a.depth,
+            num_heads=a.num_heads,
+            class_token=False,
+            global_pool="avg",
+            fc_norm=False,
+            **kwargs,
+        )
+    model.load_state_dict(ours.state_dict())
+    return model.eval()
+
+
+def autocast(dtype: torch.dtype):
+    return torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+
+
+def jpeg_folder(root: Path, images: int) -> Path:
+    rng = np.random.default_rng(0)
+    folder = root / "train" / "cls"
+    folder.mkdir(parents=True)
+    for i in range(images):
+        Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(
+            folder / f"{i:05d}.jpg", quality=90
+        )
+    return root
+
+
+def timm_end_to_end(model: torch.nn.Module, root: Path, batch: int, workers: int, dtype):
+    """What a timm user writes: the model's data config, its transform, a DataLoader."""
+    size = (3, *model.patch_embed.img_size)
+    config = timm.data.resolve_data_config({"input_size": size}, model=model)
+    dataset = ImageFolder(root / "train", transform=timm.data.create_transform(**config))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers)
+    with autocast(dtype):
+        return torch.cat([model(x).float() for x, _ in loader])
 
 
 def main() -> None:
@@ -70,10 +130,13 @@ def main() -> None:
     p.add_argument("--arch", default="base", choices=list(DEPTH))
     p.add_argument("--patch", type=int, default=16)
     p.add_argument("--res", type=int, default=224)
-    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--images", type=int, default=64, help="JPEGs end to end (0: skip)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtypes", default="fp32,bf16", help="model-only dtypes")
+    p.add_argument("--e2e-dtype", default="bf16", choices=["fp32", "bf16"])
     args = p.parse_args()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     torch.set_grad_enabled(False)
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     os.environ["IJEPA_EVAL_CACHE"] = str(work / "cache")
@@ -81,63 +144,111 @@ def main() -> None:
     ours = ie.load_encoder(ckpt)
     save_hf(ours, work / "hf")
     theirs = transformers.IJepaModel.from_pretrained(work / "hf", attn_implementation="sdpa").eval()
+    plain = plain_timm(ours, args.res)
 
     x = torch.randn(args.batch, 3, args.res, args.res)
-    rows = []
-    for dtype in (torch.float32, torch.bfloat16):
+    model_rows = []
+    for name in args.dtypes.split(","):
+        dtype = dtypes[name]
 
         def run_ours(dtype=dtype):
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                ours(x)
+            with autocast(dtype):
+                ours.forward_blocks(x, [-1])[0].mean(1)
 
-        def run_theirs(dtype=dtype):
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                theirs(pixel_values=x)
+        def run_hf(dtype=dtype):
+            with autocast(dtype):
+                theirs(pixel_values=x).last_hidden_state.mean(1)
 
-        t_ours, t_theirs = timed_pair(run_ours, run_theirs, args.repeats)
-        rows.append((f"model-only, {str(dtype)[6:]}", args.batch / t_ours, args.batch / t_theirs))
+        def run_timm(dtype=dtype):
+            with autocast(dtype):
+                plain(x)
 
-    rng = np.random.default_rng(0)
-    folder = work / "images" / "train" / "cls"
-    folder.mkdir(parents=True)
-    for i in range(args.images):
-        Image.fromarray(rng.integers(0, 256, (256, 320, 3), dtype=np.uint8)).save(
-            folder / f"{i}.jpg", quality=90
+        t = timed_all({"ours": run_ours, "hf": run_hf, "timm": run_timm}, args.repeats)
+        model_rows.append((f"model-only, {name}, batch {args.batch}", t))
+
+    e2e = None
+    if args.images:
+        root = jpeg_folder(work / "images", args.images)
+        ds = ie.load_dataset("imagefolder", root, "train")
+        files = sorted(str(f) for f in (root / "train" / "cls").iterdir())
+        e2e_dtype = dtypes[args.e2e_dtype]
+        workers = min(os.cpu_count() or 1, 8)  # ie.extract's default
+        pipe = transformers.pipeline(
+            "image-feature-extraction", model=str(work / "hf"), dtype=e2e_dtype, device="cpu"
         )
-    ds = ie.load_dataset("imagefolder", work / "images", "train")
-    start = time.perf_counter()
-    ie.extract(ours, ds, batch_size=args.batch, progress=False)
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
-    hit = ie.extract(ours, ds, batch_size=args.batch, progress=False)
-    warm = time.perf_counter() - start
-    assert hit.hit
 
-    print(f"### Extraction, ViT-{args.arch}/{args.patch} at {args.res}px, random weights, CPU")
+        def run_ours_e2e():
+            ie.extract(
+                ours,
+                ds,
+                batch_size=args.batch,
+                compute_dtype=args.e2e_dtype,
+                refresh=True,
+                workers=workers,
+                progress=False,
+            )
+
+        def run_pipeline():
+            pipe(files, batch_size=args.batch, return_tensors=True)
+
+        def run_timm_e2e():
+            timm_end_to_end(plain, root, args.batch, workers, e2e_dtype)
+
+        t = timed_all(
+            {"ours": run_ours_e2e, "pipeline": run_pipeline, "timm": run_timm_e2e}, args.repeats
+        )
+        start = time.perf_counter()
+        hit = ie.extract(
+            ours, ds, batch_size=args.batch, compute_dtype=args.e2e_dtype, progress=False
+        )
+        warm = time.perf_counter() - start
+        assert hit.hit
+        e2e = (t, warm, workers)
+
+    a = ours.arch
+    gflop = 2 * sum(p.numel() for p in ours.blocks.parameters()) * a.grid**2 / 1e9
+    print(
+        f"### Extraction, ViT-{args.arch}/{args.patch} at {args.res}px "
+        f"(~{gflop:.0f} GFLOP/img in the block GEMMs), random weights, CPU"
+    )
     print()
     print(
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"torch {torch.__version__}, timm {timm.__version__}, "
-        f"transformers {transformers.__version__}"
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}, timm "
+        f"{timm.__version__}, transformers {transformers.__version__}"
     )
     print(
         f"- command: `python benchmarks/bench_extract.py --arch {args.arch} --patch {args.patch} "
-        f"--res {args.res} --images {args.images} --batch {args.batch} --repeats {args.repeats}`"
+        f"--res {args.res} --images {args.images} --batch {args.batch} --repeats "
+        f"{args.repeats} --dtypes {args.dtypes} --e2e-dtype {args.e2e_dtype}`; medians of "
+        f"{args.repeats} alternating runs"
     )
     print()
-    print("| measurement | ijepa-eval img/s | transformers IJepaModel img/s | ratio |")
-    print("|---|---|---|---|")
-    for name, a, b in rows:
-        print(f"| {name}, batch {args.batch} | {a:.2f} | {b:.2f} | {a / b:.2f}× |")
-    print()
     print(
-        f"- end to end from {args.images} JPEGs (decode, resize, crop, fp32 forward, fp16 store): "
-        f"{args.images / cold:.2f} img/s ({cold:.2f} s)"
+        "| measurement | ijepa-eval img/s | transformers img/s | timm img/s "
+        "| ours / transformers | ours / timm |"
     )
-    print(
-        f"- the same extraction again, served from the cache: {warm * 1000:.1f} ms = "
-        f"{100 * warm / cold:.2f}% of the first run ({cold / warm:,.0f}× faster)"
-    )
+    print("|---|---|---|---|---|---|")
+    n = args.batch
+    for name, t in model_rows:
+        print(
+            f"| {name} | {n / t['ours']:.2f} | {n / t['hf']:.2f} (`IJepaModel`, SDPA) | "
+            f"{n / t['timm']:.2f} | {t['hf'] / t['ours']:.2f}× | {t['timm'] / t['ours']:.2f}× |"
+        )
+    if e2e:
+        t, warm, workers = e2e
+        n = args.images
+        print(
+            f"| end to end, {n} JPEGs, {args.e2e_dtype}, {workers} loader workers | "
+            f"{n / t['ours']:.2f} (`ie.extract`) | {n / t['pipeline']:.2f} (`pipeline`) | "
+            f"{n / t['timm']:.2f} (transform + DataLoader) | {t['pipeline'] / t['ours']:.2f}× | "
+            f"{t['timm'] / t['ours']:.2f}× |"
+        )
+        print()
+        print(
+            f"- the same extraction again, served from the cache: {warm * 1000:.1f} ms = "
+            f"{100 * warm / t['ours']:.2f}% of an extraction ({t['ours'] / warm:,.0f}× faster)"
+        )
 
 
 if __name__ == "__main__":

@@ -2,22 +2,25 @@
 
     python benchmarks/bench_probes.py [--train 10000] [--knn-train 100000] [--knn-test 2000]
 
-(a) The linear grid: 2 representations (lastPOOL 768-d, concatPOOL4 3072-d) x {linear,
-    bn_linear} x DINOv2's 13 lrs = 52 heads in one pass (--epochs, batch 1024, SGD), against
-    scikit-learn's LogisticRegression(lbfgs, defaults) fitting 52 configurations (the same 2 x 2,
-    bn_linear as StandardScaler + LR, x 13 C values). Fitting all 52 would take most of the time
-    budget, so `--sk-sample` C values per (representation, head) are fitted and timed, and each
-    (representation, head) is charged 13 x their mean; the table says which fits were measured.
+(a) The linear grid: 2 representations (lastPOOL, concatPOOL4) x {linear, bn_linear} x
+    DINOv2's 13 lrs = 52 heads in one pass (each `--grid` variant: LinearGridConfig overrides),
+    against scikit-learn's LogisticRegression(lbfgs, each of --sk-max-iter) fitting 52
+    configurations (the same 2 x 2, bn_linear as StandardScaler + LR, x 13 C values). Fitting
+    all 52 would take most of the time budget, so `--sk-sample` C values per (representation,
+    head) are fitted and timed, and each (representation, head) is charged 13 x their mean; the
+    table lists the measured fits. `--features blobs`: Gaussian blobs (well conditioned, easy for
+    L-BFGS); `--features encoder`: real encoder features (the bundled model on `data
+    synth-classes` images, made in --workdir), conditioned like real ViT features.
 (b) `logreg_fit` against LogisticRegression(lbfgs, max_iter=1000, tol=1e-6) at equal C and the
     same stopping rule.
 (c) k-NN (k = 10, 20, 100, 200, T = 0.07) against NearestNeighbors(metric="cosine", brute force)
     plus the same weighted vote in numpy.
 
-Features are synthetic and honestly labelled: Gaussian class centres plus unit noise, stored in
-float16 as the cache stores them. Compared runs alternate and medians are taken, because the
-machine may be shared; `--threads N` caps torch and BLAS threads for both sides alike (on a busy
-2-core machine two threads stall at OpenMP barriers). Prints a Markdown section for
-benchmarks/RESULTS.md.
+Blob features are synthetic and honestly labelled: Gaussian class centres plus unit noise,
+stored in float16 as the cache stores them. Compared runs alternate and medians are taken,
+because the machine may be shared; `--threads N` caps torch and BLAS threads for both sides
+alike (on a busy 2-core machine two threads stall at OpenMP barriers). Prints a Markdown
+section for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
 import torch.nn.functional as F
+import yaml
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
@@ -62,73 +69,130 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def bench_grid(args) -> list[str]:
+def blob_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str]:
+    """Isotropic Gaussian blobs: well conditioned, so L-BFGS converges in a few dozen steps."""
     p_train, y_train = blobs(args.train, 100, 768, blocks=4, seed=0, scale=0.11)
     p_val, y_val = blobs(args.train // 4, 100, 768, blocks=4, seed=1, scale=0.11)
-
-    def reps(p):
-        return {"lastPOOL": p[:, -1], "concatPOOL4": p.flatten(1)}
-
-    train, val = reps(p_train), reps(p_val)
-    cfg = LinearGridConfig(
-        weight_decays=(0.0,),
-        epochs=args.epochs,
-        min_steps=0,
-        batch_size=1024,
-        matmul_dtype=args.matmul_dtype,
+    what = (
+        f"{args.train:,} train + {args.train // 4:,} val, 100 classes, synthetic Gaussian blobs "
+        "(class centre per block + unit noise); lastPOOL 768-d, concatPOOL4 3,072-d, float16"
     )
+    return _reps(p_train), y_train, _reps(p_val), y_val, 100, what
 
-    def ours():
-        return linear_grid(train, y_train, val, y_val, num_classes=100, config=cfg)
+
+def encoder_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str]:
+    """Real encoder features: the bundled model on `data synth-classes` images (made here).
+
+    Unlike blobs they are as badly conditioned as real ViT features, which is what costs
+    L-BFGS its iterations.
+    """
+    from ijepa_eval.data import load_dataset
+    from ijepa_eval.data.synth.classes import generate_classes
+    from ijepa_eval.features import extract
+    from ijepa_eval.models.loading import load_encoder
+
+    root = args.workdir / "synth-classes-72x150"
+    generate_classes(root, classes=72, per_class=150, size=64, seed=0, progress=False)
+    encoder = load_encoder("ijepa_tiny_synth")
+    out = []
+    for split in ("train", "val"):
+        dataset = load_dataset("imagefolder", root, split)
+        feats = extract(
+            encoder, dataset, layers="last4", cache_dir=args.workdir / "cache", progress=False
+        )
+        out += [_reps(feats.pooled()), torch.as_tensor(feats.labels)]
+    what = (
+        f"{len(out[1]):,} train + {len(out[3]):,} val images of `data synth-classes` (72 classes, "
+        "64 px, seed 0), encoded by the bundled `ijepa_tiny_synth` (ViT-Ti/8): real encoder "
+        "features of synthetic images; lastPOOL 192-d, concatPOOL4 768-d, float16 as cached"
+    )
+    return out[0], out[1], out[2], out[3], 72, what
+
+
+def _reps(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"lastPOOL": pooled[:, -1], "concatPOOL4": pooled.flatten(1)}
+
+
+def grid_variant(text: str) -> dict[str, object]:
+    """``"min_steps=3000,momentum=0.99"`` -> LinearGridConfig overrides ("" = its defaults)."""
+    pairs = (item.split("=", 1) for item in text.split(",") if item)
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def bench_grid(args) -> list[str]:
+    make = {"blobs": blob_reps, "encoder": encoder_reps}[args.features]
+    train, y_train, val, y_val, classes, what = make(args)
+    n = len(y_train)
+    configs = {
+        text or "defaults": LinearGridConfig(**{"weight_decays": (0.0,), **grid_variant(text)})
+        for text in args.grid
+    }
+
+    def ours(cfg):
+        return linear_grid(train, y_train, val, y_val, num_classes=classes, config=cfg)
 
     sample = SK_CS[np.linspace(0, len(SK_CS) - 1, args.sk_sample).round().astype(int)]
 
-    def sklearn_sample():
+    def sklearn_sample(max_iter: int):
         fits = []
         for rep in train:
             x, xv = train[rep].float().numpy(), val[rep].float().numpy()
             for head in ("linear", "bn_linear"):
                 for C in sample:
-                    clf = LogisticRegression(C=C)
+                    clf = LogisticRegression(C=C, max_iter=max_iter)
                     model = make_pipeline(StandardScaler(), clf) if head == "bn_linear" else clf
                     seconds, _ = timed(lambda model=model, x=x: model.fit(x, y_train.numpy()))
-                    fits.append((rep, head, C, seconds, 100 * model.score(xv, y_val.numpy())))
+                    acc = 100 * model.score(xv, y_val.numpy())
+                    fits.append((rep, head, C, seconds, acc, clf.n_iter_[0]))
         return fits
 
-    t1, grid = timed(ours)
-    fits = sklearn_sample()
-    t2, _ = timed(ours)
-    t_ours = float(np.median([t1, t2]))
-    t_sk = sum(
-        13 * np.mean([f[3] for f in fits if f[:2] == key]) for key in {(f[0], f[1]) for f in fits}
-    )
-    best_sk = max(fits, key=lambda f: f[4])
-    steps = cfg.steps(args.train)
+    before = {name: timed(lambda cfg=cfg: ours(cfg)) for name, cfg in configs.items()}
+    sk = {max_iter: sklearn_sample(max_iter) for max_iter in args.sk_max_iter}
+    after = {name: timed(lambda cfg=cfg: ours(cfg))[0] for name, cfg in configs.items()}
+
     lines = [
-        f"### (a) Linear grid: {len(grid.rows)} heads in one pass vs scikit-learn",
+        "### (a) Linear grid: 52 heads in one pass vs scikit-learn fitting 52 configurations",
         "",
-        f"- features: {args.train:,} train + {args.train // 4:,} val, 100 classes; lastPOOL 768-d "
-        f"and concatPOOL4 3,072-d (float16, synthetic Gaussian blobs)",
-        f"- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 = "
-        f"{len(grid.rows)} heads, SGD momentum 0.9, cosine, batch 1024, {args.epochs} epochs "
-        f"({steps} steps), {args.matmul_dtype} GEMMs, validation included; "
-        f"runs: {t1:.1f} s, {t2:.1f} s (before and after "
-        f"the scikit-learn fits)",
-        "- scikit-learn: `LogisticRegression()` (lbfgs, tol 1e-4, max_iter 100: its defaults), "
-        "bn_linear as `StandardScaler()` + it; measured fits (rep, head, C, seconds, val top-1):",
+        f"- features: {what}",
+        "- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 = 52 heads, SGD, "
+        "cosine, batch 1024, validation included; each variant's `LinearGridConfig` overrides "
+        "are in its row; timed before and after the scikit-learn fits, median",
+        "- scikit-learn: `LogisticRegression(C=C, max_iter=M)` (lbfgs, tol 1e-4), bn_linear as "
+        "`StandardScaler()` + it; 13 C values (1e-4 ... 1e2) per (rep, head), of which "
+        f"{args.sk_sample} were fitted and timed, each (rep, head) charged 13 x their mean",
         "",
-        "| representation | head | C | fit + score s | val top-1 % |",
-        "|---|---|---|---|---|",
-        *[f"| {r} | {h} | {c:g} | {s:.1f} | {a:.2f} |" for r, h, c, s, a in fits],
-        "",
-        "| measurement | ours | scikit-learn | ratio |",
-        "|---|---|---|---|",
-        f"| 52 configurations, wall s | {t_ours:.1f} | {t_sk:.1f} (13 x mean per rep/head) | "
-        f"**{t_sk / t_ours:.1f}x** faster |",
-        f"| best val top-1 % | {grid.best['val_top1']:.2f} ({grid.best['representation']}, "
-        f"{grid.best['head']}, lr {grid.best['lr']:g}) | {best_sk[4]:.2f} ({best_sk[0]}, "
-        f"{best_sk[1]}, C {best_sk[2]:g}) | |",
+        "| fit | representation | head | C | fit s | iterations | val top-1 % |",
+        "|---|---|---|---|---|---|---|",
     ]
+    sk_rows = {}
+    for max_iter, fits in sk.items():
+        lines += [
+            f"| max_iter {max_iter} | {r} | {h} | {c:g} | {s:.1f} | {it} | {a:.2f} |"
+            for r, h, c, s, a, it in fits
+        ]
+        t_sk = sum(
+            13 * np.mean([f[3] for f in fits if f[:2] == key])
+            for key in {(f[0], f[1]) for f in fits}
+        )
+        best = max(fits, key=lambda f: f[4])
+        sk_rows[max_iter] = (t_sk, best)
+    lines += [
+        "",
+        "| ours | steps | wall s | best val top-1 % | vs scikit-learn | sklearn wall s | "
+        "sklearn best val top-1 % | ratio | points |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, cfg in configs.items():
+        (t1, grid), t2 = before[name], after[name]
+        t_ours = float(np.median([t1, t2]))
+        b = grid.best
+        for max_iter, (t_sk, best) in sk_rows.items():
+            lines.append(
+                f"| `{name}` | {cfg.steps(n)} | {t_ours:.1f} | {b['val_top1']:.2f} "
+                f"({b['representation']}, {b['head']}, lr {b['lr']:g}) | max_iter {max_iter} | "
+                f"{t_sk:.1f} | {best[4]:.2f} ({best[0]}, {best[1]}, C {best[2]:g}) | "
+                f"**{t_sk / t_ours:.1f}x** | {b['val_top1'] - best[4]:+.2f} |"
+            )
     return lines
 
 
@@ -231,9 +295,17 @@ def main() -> None:
     p.add_argument("--knn-repeats", type=int, default=2)
     p.add_argument("--only", choices=["grid", "logreg", "knn"], nargs="*", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads, both")
-    p.add_argument("--matmul-dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--epochs", type=int, default=10, help="linear grid epochs")
+    p.add_argument(
+        "--grid",
+        action="append",
+        help='a grid variant, LinearGridConfig overrides like "min_steps=3000,momentum=0.99" '
+        '("" = defaults); repeat to compare several in one run',
+    )
+    p.add_argument("--features", choices=["blobs", "encoder"], default="blobs")
+    p.add_argument("--sk-max-iter", type=int, nargs="+", default=[100], help="its max_iter(s)")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/ijepa-eval-bench"))
     args = p.parse_args()
+    args.grid = args.grid or ["epochs=10,min_steps=0"]
     warnings.simplefilter("ignore", ConvergenceWarning)
     parts = {"grid": bench_grid, "logreg": bench_logreg, "knn": bench_knn}
     load, start = os.getloadavg(), time.perf_counter()
@@ -243,7 +315,7 @@ def main() -> None:
         sections = [fn(args) for name, fn in parts.items() if not args.only or name in args.only]
     total = time.perf_counter() - start
     device = "cuda" if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
-    print("## Probes vs scikit-learn (synthetic features)")
+    print(f"## Probes vs scikit-learn ({args.features} features)")
     print()
     print(
         f"- machine: {platform.machine()} {device}, threads {args.threads or 'default'}; "
@@ -253,12 +325,10 @@ def main() -> None:
         f"- date: {datetime.date.today()}; torch {torch.__version__}, scikit-learn "
         f"{sklearn.__version__}, numpy {np.__version__}"
     )
-    flags = " ".join(
-        f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
-        for k, v in vars(args).items()
-        if v
+    print(
+        f"- command: `.venv/bin/python benchmarks/bench_probes.py {shlex.join(sys.argv[1:])}` "
+        f"({total:.0f} s)"
     )
-    print(f"- command: `.venv/bin/python benchmarks/bench_probes.py {flags}` ({total:.0f} s)")
     for section in sections:
         print()
         print("\n".join(section))

@@ -48,8 +48,12 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-c", code, *argv], env=env, check=True, capture_output=True
+            subprocess.run(  # run elsewhere: `python -c` puts the cwd first on sys.path
+                [sys.executable, "-c", code, *argv],
+                env=env,
+                cwd=out.parent,
+                check=True,
+                capture_output=True,
             )
             times.append(time.perf_counter() - start)
         print(f"| `ijepa-eval {name}` | {np.median(times):.2f} |")
