@@ -14,8 +14,9 @@ and converted to HF with `save_hf`, so all three run identical weights:
   `return_tensors=True`, and timm's own transform in a DataLoader with the same worker count;
 - that extraction again, served from the cache.
 
-Runs alternate and medians are taken, so background load falls on every side alike. Prints a
-Markdown block for benchmarks/RESULTS.md.
+Runs alternate and medians are taken, so background load falls on every side alike. On a machine
+with a GPU everything runs there (timed to `cuda.synchronize`). Prints a Markdown block for
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()  # GPU work is asynchronous: time it to the end
             times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
 
@@ -100,8 +103,11 @@ def plain_timm(ours: Encoder, res: int) -> torch.nn.Module:
     return model.eval()
 
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def autocast(dtype: torch.dtype):
-    return torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32)
+    return torch.autocast(DEVICE, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def jpeg_folder(root: Path, images: int) -> Path:
@@ -120,9 +126,11 @@ def timm_end_to_end(model: torch.nn.Module, root: Path, batch: int, workers: int
     size = (3, *model.patch_embed.img_size)
     config = timm.data.resolve_data_config({"input_size": size}, model=model)
     dataset = ImageFolder(root / "train", transform=timm.data.create_transform(**config))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, num_workers=workers, pin_memory=DEVICE == "cuda"
+    )
     with autocast(dtype):
-        return torch.cat([model(x).float() for x, _ in loader])
+        return torch.cat([model(x.to(DEVICE, non_blocking=True)).float() for x, _ in loader])
 
 
 def main() -> None:
@@ -143,10 +151,12 @@ def main() -> None:
     ckpt = make_checkpoint(args.arch, args.res, args.patch, work / "model.pth.tar")
     ours = ie.load_encoder(ckpt)
     save_hf(ours, work / "hf")
-    theirs = transformers.IJepaModel.from_pretrained(work / "hf", attn_implementation="sdpa").eval()
-    plain = plain_timm(ours, args.res)
+    theirs = transformers.IJepaModel.from_pretrained(work / "hf", attn_implementation="sdpa")
+    theirs = theirs.to(DEVICE).eval()
+    plain = plain_timm(ours, args.res).to(DEVICE)
+    ours = ours.to(DEVICE)
 
-    x = torch.randn(args.batch, 3, args.res, args.res)
+    x = torch.randn(args.batch, 3, args.res, args.res, device=DEVICE)
     model_rows = []
     for name in args.dtypes.split(","):
         dtype = dtypes[name]
@@ -174,7 +184,7 @@ def main() -> None:
         e2e_dtype = dtypes[args.e2e_dtype]
         workers = min(os.cpu_count() or 1, 8)  # ie.extract's default
         pipe = transformers.pipeline(
-            "image-feature-extraction", model=str(work / "hf"), dtype=e2e_dtype, device="cpu"
+            "image-feature-extraction", model=str(work / "hf"), dtype=e2e_dtype, device=DEVICE
         )
 
         def run_ours_e2e():
@@ -205,11 +215,12 @@ def main() -> None:
         assert hit.hit
         e2e = (t, warm, workers)
 
+    where = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU"
     a = ours.arch
     gflop = 2 * sum(p.numel() for p in ours.blocks.parameters()) * a.grid**2 / 1e9
     print(
         f"### Extraction, ViT-{args.arch}/{args.patch} at {args.res}px "
-        f"(~{gflop:.0f} GFLOP/img in the block GEMMs), random weights, CPU"
+        f"(~{gflop:.0f} GFLOP/img in the block GEMMs), random weights, {where}"
     )
     print()
     print(
