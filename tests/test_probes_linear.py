@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from ijepa_eval.probes import (
     LinearGridConfig,
     LinearHead,
     ProbeError,
+    ProbeWarning,
     fit_linear,
     linear_grid,
     linear_probe,
@@ -251,3 +254,19 @@ def test_gpu_and_cpu_grids_agree(data):
     ]
     for cpu_row, gpu_row in zip(runs[0].rows, runs[1].rows, strict=True):
         assert gpu_row["val_top1"] == pytest.approx(cpu_row["val_top1"], abs=1.0)
+
+
+def test_a_choice_at_the_edge_of_the_lr_grid_is_said(data):
+    train, train_y, val, val_y, *_ = data
+    args = (train, train_y, val, val_y)
+    short = LinearGridConfig(batch_size=128, epochs=0, min_steps=20, weight_decays=(0.0,))
+    # 20 steps at small lrs: the larger one learns more, and the optimum lies above the grid
+    with pytest.warns(ProbeWarning, match=r"chose lr 0.01, the largest in its grid"):
+        linear_grid(*args, num_classes=NUM_CLASSES, config=replace(short, lrs=(1e-3, 1e-2)))
+    # with weight decay a huge lr diverges (lr x wd > 2), so the smaller one wins
+    diverging = replace(short, lrs=(1e-2, 1e4), weight_decays=(0.1,))
+    with pytest.warns(ProbeWarning, match=r"chose lr 0.01, the smallest in its grid"):
+        linear_grid(*args, num_classes=NUM_CLASSES, config=diverging)
+    with warnings.catch_warnings():  # one lr is no grid to be at the edge of
+        warnings.simplefilter("error", ProbeWarning)
+        linear_grid(*args, num_classes=NUM_CLASSES, config=replace(short, lrs=(1e-2,)))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, resolve_device
+from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import ClassificationMeter
 
 # DINOv2 eval/linear.py's learning rates, scaled by batch size / 256 (the linear scaling rule).
@@ -342,8 +342,30 @@ def linear_grid(
             )
             owners.append((group, g))
     i = select_on_val(rows)
+    _note_grid_edge(rows[i]["lr"], config)
     group, g = owners[i]
     return GridResult(rows=rows, best=rows[i], best_head=group.extract(g))
+
+
+def _note_grid_edge(lr: float, config: LinearGridConfig) -> None:
+    """Say so when the chosen lr is the grid's largest or smallest: the optimum may lie beyond.
+
+    At the top edge it usually means an undertrained probe: on badly conditioned features 1,000
+    SGD steps chose DINOv2's largest lr and fell 4 points short of converged logistic regression
+    (benchmarks/RESULTS.md), which more steps and momentum recovered.
+    """
+    if len(config.lrs) < 2 or min(config.lrs) < lr < max(config.lrs):
+        return
+    if lr == max(config.lrs):
+        advice = "more steps (-p min_steps=N, -p epochs=N), -p momentum=0.99 or larger lrs"
+        edge = "largest"
+    else:
+        advice = "smaller lrs (-p lrs=[...])"
+        edge = "smallest"
+    note(
+        f"the linear probe chose lr {lr:g}, the {edge} in its grid: the best setting may lie "
+        f"outside it; try {advice}"
+    )
 
 
 def fit_linear(
