@@ -198,7 +198,7 @@ class _Prepared(Dataset):
 def _glibc_malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim  # glibc only; elsewhere nothing to do
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):  # TypeError: CDLL(None) on Windows
         return None
 
 
