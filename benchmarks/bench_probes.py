@@ -40,7 +40,6 @@ import numpy as np
 import sklearn
 import torch
 import torch.nn.functional as F
-import yaml
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
@@ -48,6 +47,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ijepa_eval.cli_options import parse_probe_params
 from ijepa_eval.probes import LinearGridConfig, classification_metrics, knn_eval, linear_grid
 from ijepa_eval.probes.logreg import logreg_fit
 
@@ -115,8 +115,7 @@ def _reps(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def grid_variant(text: str) -> dict[str, object]:
     """``"min_steps=3000,momentum=0.99"`` -> LinearGridConfig overrides ("" = its defaults)."""
-    pairs = (item.split("=", 1) for item in text.split(",") if item)
-    return {key: yaml.safe_load(value) for key, value in pairs}
+    return parse_probe_params([item for item in text.split(",") if item])
 
 
 def bench_grid(args) -> list[str]:

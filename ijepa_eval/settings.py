@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ijepa_eval.errors import UserError
+from ijepa_eval.yaml_file import read_yaml
 
 
 def config_path() -> Path:
@@ -32,10 +31,7 @@ def _config() -> dict[str, Any]:
     path = config_path()
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "config file") or {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping (e.g. 'data: {{imagenet: …}}')")
     return data

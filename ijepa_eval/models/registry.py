@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from ijepa_eval.errors import UserError
 from ijepa_eval.paths import resource_path
+from ijepa_eval.yaml_file import read_yaml
 
 
 @dataclass(frozen=True)
@@ -78,12 +77,7 @@ def suggest(spec: str) -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read checkpoint registry {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise UserError(f"checkpoint registry {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "checkpoint registry")
     checkpoints = (data or {}).get("checkpoints") if isinstance(data, dict) else None
     if not isinstance(checkpoints, dict):
         raise UserError(f"checkpoint registry {path} has no 'checkpoints:' mapping")

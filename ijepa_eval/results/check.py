@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ijepa_eval.errors import UserError
 from ijepa_eval.results.load import Record, load_records, newest_per_task
+from ijepa_eval.yaml_file import read_yaml
 
 DEFAULT_TOLERANCE = "1%"
 TOLERANCES_FILE = "tolerances.yaml"
@@ -219,10 +218,7 @@ class Tolerances:
     def read(cls, path: Path, override: Tolerance | None = None) -> Tolerances:
         raw: Any = {}
         if path.is_file():
-            try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise UserError(f"{path} is not valid YAML: {exc}") from None
+            raw = read_yaml(path, "tolerance file") or {}
         if not isinstance(raw, dict) or set(raw) - {"default", "tasks"}:
             raise UserError(f"{path}: use the keys 'default' and 'tasks' (see `check --help`)")
         default = Tolerance.parse(raw.get("default", DEFAULT_TOLERANCE), f"{path}: 'default'")

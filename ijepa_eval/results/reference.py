@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ijepa_eval.errors import UserError
+from ijepa_eval.yaml_file import read_yaml
 
 
 @dataclass(frozen=True)
@@ -55,10 +54,7 @@ def load_references(path: str | os.PathLike[str]) -> list[ReferenceRow]:
 
 
 def _read(file: Path) -> list[ReferenceRow]:
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"reference file {file} cannot be read: {exc}") from None
+    raw = read_yaml(file, "reference file")
     if not isinstance(raw, dict):
         raise UserError(f"reference file {file} must be a mapping with 'source' and 'rows'")
     _keys(raw, {"source", "url", "rows"}, {"source", "rows"}, file, "")

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ijepa_eval.errors import UserError
+from ijepa_eval.yaml_file import read_yaml
 
 PROBES = ("linear", "logreg", "knn", "depth", "attentive")
 REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "linear", "linear4", "block<N>")
@@ -111,12 +110,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
 def _read_with_includes(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in seen:
         raise TaskSpecError(f"task YAML {path}: include loop through {', '.join(map(str, seen))}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise TaskSpecError(f"cannot read task YAML {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise TaskSpecError(f"task YAML {path} is not valid YAML: {exc}") from exc
+    raw = read_yaml(path, "task YAML", error=TaskSpecError)
     if not isinstance(raw, dict):
         raise TaskSpecError(f"task YAML {path} must be a mapping of fields")
     base_name = raw.pop("include", None)

@@ -24,6 +24,7 @@ from ijepa_eval.errors import UserError
 from ijepa_eval.models.arch import VitArch
 from ijepa_eval.paths import resource_path
 from ijepa_eval.train.masks import MaskConfig
+from ijepa_eval.yaml_file import read_yaml
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,7 @@ def load_config(
 ) -> PretrainConfig:
     """Read a YAML file (or a preset name such as ``vit_tiny_synth``) and apply overrides."""
     path = resolve_config(source)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}") from None
+    raw = read_yaml(path, "pretraining config") or {}
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a mapping of config sections, not {type(raw).__name__}")
     return from_dict(_merge(raw, parse_overrides(overrides or [])))
