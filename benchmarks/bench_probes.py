@@ -47,9 +47,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ijepa_eval.cli_options import parse_probe_params
 from ijepa_eval.probes import LinearGridConfig, classification_metrics, knn_eval, linear_grid
 from ijepa_eval.probes.logreg import logreg_fit
+from ijepa_eval.schema import parse_assignments
 
 SK_CS = np.logspace(-4, 2, 13)
 
@@ -115,7 +115,7 @@ def _reps(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def grid_variant(text: str) -> dict[str, object]:
     """``"min_steps=3000,momentum=0.99"`` -> LinearGridConfig overrides ("" = its defaults)."""
-    return parse_probe_params([item for item in text.split(",") if item])
+    return parse_assignments([item for item in text.split(",") if item], "--grid")
 
 
 def bench_grid(args) -> list[str]:

@@ -9,7 +9,6 @@ the app) gets it.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,22 +19,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ijepa_eval.cli_options import (
-    CacheOpt,
-    CkptOpt,
-    CropPctOpt,
-    HeadsOpt,
-    ImgSizeOpt,
-    MeanOpt,
-    ResizeOpt,
-    SkipBadOpt,
-    SourceNormOpt,
-    StdOpt,
-    WhichOpt,
-    encoder_options,
+    CheckpointOptions,
+    DataOptions,
+    ExtractionOptions,
+    PreprocessOptions,
     load_encoder_loudly,
-    resolve_ckpt,
+    print_warnings,
+    with_options,
 )
-from ijepa_eval.errors import UserError
+from ijepa_eval.errors import UserError, collect_warnings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -74,24 +66,19 @@ def _root(
 
 
 @app.command()
+@with_options
 def info(
-    ckpt: CkptOpt = None,
-    which: WhichOpt = None,
-    heads: HeadsOpt = None,
-    img_size: ImgSizeOpt = None,
-    crop_pct: CropPctOpt = None,
-    resize: ResizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    source_norm: SourceNormOpt = False,
+    checkpoint: CheckpointOptions,
+    preprocess: PreprocessOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a checkpoint holds and exactly what would be evaluated."""
     from ijepa_eval.models import inspect_checkpoint
 
-    options = encoder_options(heads, img_size, crop_pct, resize, mean, std, source_norm)
-    ckpt = resolve_ckpt(ckpt)
-    meta = inspect_checkpoint(ckpt, which, **options)
+    ckpt = checkpoint.spec()
+    meta = inspect_checkpoint(
+        ckpt, checkpoint.which, heads=checkpoint.heads, **preprocess.to_kwargs()
+    )
     if as_json:
         console.print_json(data=meta.to_dict())
         return
@@ -130,12 +117,11 @@ def info(
 
 
 @app.command()
+@with_options
 def convert(
     to: Annotated[str, typer.Option("--to", help="hf (config.json + safetensors) or native.")],
     out: Annotated[Path, typer.Option("--out", help="Output directory (hf) or file (native).")],
-    ckpt: CkptOpt = None,
-    which: WhichOpt = None,
-    heads: HeadsOpt = None,
+    checkpoint: CheckpointOptions,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out.")
     ] = False,
@@ -143,22 +129,26 @@ def convert(
     """Write a checkpoint's encoder as a Hugging Face model directory or a native file."""
     from ijepa_eval.models.convert import convert as convert_checkpoint
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with collect_warnings() as said:
         written = convert_checkpoint(
-            resolve_ckpt(ckpt), to, out, which=which, heads=heads, overwrite=overwrite
+            checkpoint.spec(),
+            to,
+            out,
+            which=checkpoint.which,
+            heads=checkpoint.heads,
+            overwrite=overwrite,
         )
-    for w in caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    print_warnings(said)
     console.print(f"wrote {to} checkpoint to [bold]{written}[/]")
 
 
 @app.command()
+@with_options
 def extract(
-    data: Annotated[
-        str, typer.Option("--data", help="Dataset: NAME:ROOT (clevr_count:CLEVR_v1.0) or a folder.")
-    ],
-    ckpt: CkptOpt = None,
+    checkpoint: CheckpointOptions,
+    preprocess: PreprocessOptions,
+    data: DataOptions,
+    extraction: ExtractionOptions,
     split: Annotated[str, typer.Option("--split", help="Split to encode.")] = "train",
     layers: Annotated[
         str, typer.Option("--layers", help="last, last4, all, or block indices like 0,5,11.")
@@ -175,51 +165,30 @@ def extract(
     store: Annotated[
         str, typer.Option("--store", help="Storage dtype: float16, float32, bfloat16.")
     ] = "float16",
-    batch_size: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--batch-size", help="Images per forward (default 256 GPU, 32 CPU)."),
-    ] = None,
-    workers: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--workers", help="DataLoader worker processes (default: cores, max 8)."),
-    ] = None,
     shard_size: Annotated[int, typer.Option("--shard-size", help="Images per shard.")] = 1024,
-    cache_dir: CacheOpt = None,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Re-extract, replacing the cache.")
     ] = False,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder.")
     ] = False,
-    skip_bad_images: SkipBadOpt = False,
-    option: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE."),
-    ] = None,
-    which: WhichOpt = None,
-    heads: HeadsOpt = None,
-    img_size: ImgSizeOpt = None,
-    crop_pct: CropPctOpt = None,
-    resize: ResizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    source_norm: SourceNormOpt = False,
 ) -> None:
     """Encode a dataset split once into the feature cache (a rerun resumes or hits it)."""
     import time
 
     from ijepa_eval.data import load_dataset
-    from ijepa_eval.data.spec import parse_options, parse_spec
+    from ijepa_eval.data.spec import parse_spec
     from ijepa_eval.dist import world
     from ijepa_eval.features import extract as extract_features
 
-    options = encoder_options(heads, img_size, crop_pct, resize, mean, std, source_norm)
-    # under torchrun only rank 0 speaks: one copy of each warning is enough
-    encoder = load_encoder_loudly(ckpt, which, quiet=not world().is_main, **options)
-    name, root = parse_spec(data)
+    if data.data is None:
+        raise UserError("extract needs --data (NAME:ROOT or a folder)")
+    name, root = parse_spec(data.data)
     dataset = load_dataset(
-        name, root, split, skip_bad_images=skip_bad_images, **parse_options(option or [])
+        name, root, split, skip_bad_images=data.skip_bad_images, **data.adapter_options()
     )
+    # under torchrun only rank 0 speaks: one copy of each warning is enough
+    encoder = load_encoder_loudly(checkpoint, preprocess, quiet=not world().is_main)
     started = time.perf_counter()
     features = extract_features(
         encoder,
@@ -228,10 +197,10 @@ def extract(
         tokens=tokens,
         store_dtype=store,
         compute_dtype=dtype,
-        batch_size=batch_size,
-        workers=workers,
+        batch_size=extraction.batch_size,
+        workers=extraction.workers,
         shard_size=shard_size,
-        cache_dir=cache_dir,
+        cache_dir=extraction.cache_dir,
         refresh=refresh,
         compile=compile_model,
     )

@@ -1,106 +1,223 @@
-"""Command-line options and helpers that several commands share, defined once.
+"""Command-line option groups, declared once and shared by the commands that take them.
 
-Typer reads options from each command's signature, so commands list these aliases; their names,
-help texts and parsing live here only.
+A group is a frozen dataclass whose fields are Typer options. A command names the groups it
+takes as parameters annotated with the group's class, and `with_options` expands each into its
+options for Typer and packs the parsed values back into one object per group::
+
+    @with_options
+    def linprobe(checkpoint: CheckpointOptions, data: DataOptions, ...) -> None:
+        ...data.data...   # the --data value, under the name the reader expects
+
+Groups: `CheckpointOptions` (which weights), `PreprocessOptions` (how images are prepared),
+`DataOptions` (which dataset), `ExtractionOptions` (how features are computed and cached),
+`EvalOptions` (probe parameters, task paths, device), `OutputOptions` (where records go).
 """
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
-from ijepa_eval.errors import UserError
+from ijepa_eval.errors import UserError, collect_warnings
 
 console = Console()
 
-CkptOpt = Annotated[
-    Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option(
-        "--ckpt",
-        help="Checkpoint: native .pth.tar/.pth, HF model dir, Hub id, timm:<name>.<tag>, or a "
-        "registry name (`ijepa-eval models`); default: the bundled ijepa_tiny_synth.",
-    ),
-]
-WhichOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--which",
-        help="target_encoder (default where present, as in the paper) or encoder (context).",
-    ),
-]
-DataOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option(
-        "--data",
-        help="NAME:ROOT or a folder (format detected); default: the configured location.",
-    ),
-]
-ResultsOpt = Annotated[
-    Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
-]
-CacheOpt = Annotated[
-    Optional[Path],  # noqa: UP045
-    typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-]
-IncludeOpt = Annotated[
-    Optional[list[Path]],  # noqa: UP045
-    typer.Option("--include-path", help="Extra folder of task YAMLs (repeatable)."),
-]
-BatchOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--batch-size", help="Images per forward during extraction."),
-]
-WorkersOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--workers", help="DataLoader workers during extraction."),
-]
-DeviceOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--device", help="Probe device (default: cuda if available, else cpu)."),
-]
-SkipBadOpt = Annotated[
-    bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
-]
-ProbeParamOpt = Annotated[
-    Optional[list[str]],  # noqa: UP045
-    typer.Option(
-        "--probe-param",
-        "-p",
-        help="Override a probe parameter, KEY=VALUE (YAML value), e.g. -p epochs=5 -p lrs=[0.1].",
-    ),
-]
-HeadsOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--heads", help="Attention heads, for widths outside the I-JEPA size table."),
-]
-ImgSizeOpt = Annotated[
-    Optional[int],  # noqa: UP045
-    typer.Option("--img-size", help="Evaluation resolution (position embedding is resized)."),
-]
-CropPctOpt = Annotated[
-    Optional[float],  # noqa: UP045
-    typer.Option("--crop-pct", help="Centre-crop fraction (default 0.875: 256 → 224)."),
-]
-ResizeOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--resize", help="crop (resize + centre crop, default) or resize (VISSL plain)."),
-]
-MeanOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (default ImageNet)."),
-]
-StdOpt = Annotated[
-    Optional[str],  # noqa: UP045
-    typer.Option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (default ImageNet)."),
-]
-SourceNormOpt = Annotated[
-    bool,
-    typer.Option("--source-norm", help="Use the normalisation the source declares (e.g. 0.5)."),
-]
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    ckpt: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(
+            "--ckpt",
+            help="Checkpoint: native .pth.tar/.pth, HF model dir, Hub id, timm:<name>.<tag>, or "
+            "a registry name (`ijepa-eval models`); default: the bundled ijepa_tiny_synth.",
+        ),
+    ] = None
+    which: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--which",
+            help="target_encoder (default where present, as in the paper) or encoder (context).",
+        ),
+    ] = None
+    heads: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--heads", help="Attention heads, for widths outside the I-JEPA size table."),
+    ] = None
+
+    def spec(self, *, quiet: bool = False) -> str:
+        """``--ckpt``, or the registry's default checkpoint (said aloud)."""
+        return resolve_ckpt(self.ckpt, quiet=quiet)
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    img_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--img-size", help="Evaluation resolution (position embedding is resized)."),
+    ] = None
+    crop_pct: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--crop-pct", help="Centre-crop fraction (default 0.875: 256 → 224)."),
+    ] = None
+    resize: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--resize", help="crop (resize + centre crop, default) or resize (VISSL plain)."
+        ),
+    ] = None
+    mean: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--mean", help="Normalisation mean, e.g. 0.485,0.456,0.406 (default ImageNet)."
+        ),
+    ] = None
+    std: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--std", help="Normalisation std, e.g. 0.229,0.224,0.225 (default ImageNet)."),
+    ] = None
+    source_norm: Annotated[
+        bool,
+        typer.Option("--source-norm", help="Use the normalisation the source declares (e.g. 0.5)."),
+    ] = False
+
+    def to_kwargs(self) -> dict[str, Any]:
+        """These options as keyword arguments of `load_encoder` (besides heads)."""
+        if self.resize is not None and self.resize not in ("crop", "resize"):
+            raise UserError(f"--resize must be 'crop' or 'resize', not {self.resize!r}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise UserError(f"--crop-pct must be in (0, 1], not {self.crop_pct}")
+        preprocess = {
+            "crop_pct": self.crop_pct,
+            "resize": self.resize,
+            "mean": _triple(self.mean, "mean"),
+            "std": _triple(self.std, "std"),
+        }
+        return {
+            "img_size": self.img_size,
+            "preprocess": preprocess,
+            "source_norm": self.source_norm,
+        }
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    data: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--data",
+            help="NAME:ROOT (clevr_count:CLEVR_v1.0) or a folder (format detected); default: the "
+            "configured location.",
+        ),
+    ] = None
+    option: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE (repeatable)."),
+    ] = None
+    skip_bad_images: Annotated[
+        bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
+    ] = False
+
+    def adapter_options(self) -> dict[str, str]:
+        from ijepa_eval.data.spec import parse_options
+
+        return parse_options(self.option or [])
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    cache_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
+    ] = None
+    batch_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--batch-size", help="Images per forward (default 256 GPU, 32 CPU)."),
+    ] = None
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--workers", help="DataLoader worker processes (default: cores, max 8)."),
+    ] = None
+
+    def to_extract_options(self):
+        from ijepa_eval.tasks.pipeline import ExtractOptions
+
+        return ExtractOptions(
+            cache_dir=self.cache_dir, batch_size=self.batch_size, workers=self.workers
+        )
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    probe_param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--probe-param",
+            "-p",
+            help="Probe parameter KEY=VALUE (YAML value), e.g. -p epochs=5 -p lrs=[0.1]; it goes "
+            "to every task whose probe takes KEY. TASK.KEY or PROBE.KEY scopes it "
+            "(-p linprobe.min_steps=50, -p linear.min_steps=50).",
+        ),
+    ] = None
+    include_path: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option("--include-path", help="Extra folder of task YAMLs (repeatable)."),
+    ] = None
+    device: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--device", help="Probe device (default: cuda if available, else cpu)."),
+    ] = None
+
+    def params(self) -> dict[str, Any]:
+        from ijepa_eval.schema import parse_assignments
+
+        return parse_assignments(self.probe_param or [], "-p")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    results: Annotated[
+        Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
+    ] = Path("results")
+
+
+def with_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Expand the command's option-group parameters into their options (see the module doc)."""
+    signature = inspect.signature(command, eval_str=True)
+    params, groups = [], {}
+    for param in signature.parameters.values():
+        group = param.annotation
+        if not (isinstance(group, type) and dataclasses.is_dataclass(group)):
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            continue
+        hints = typing.get_type_hints(group, include_extras=True)
+        fields = dataclasses.fields(group)
+        groups[param.name] = (group, [f.name for f in fields])
+        params += [
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+            )
+            for f in fields
+        ]
+
+    def expanded(**values: Any) -> Any:
+        for name, (group, names) in groups.items():
+            values[name] = group(**{n: values.pop(n) for n in names})
+        return command(**values)
+
+    expanded.__name__, expanded.__qualname__ = command.__name__, command.__qualname__
+    expanded.__doc__, expanded.__module__ = command.__doc__, command.__module__
+    expanded.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    expanded.__annotations__ = {p.name: p.annotation for p in params}
+    return expanded
 
 
 def resolve_ckpt(ckpt: str | None, *, quiet: bool = False) -> str:
@@ -116,35 +233,26 @@ def resolve_ckpt(ckpt: str | None, *, quiet: bool = False) -> str:
 
 
 def load_encoder_loudly(
-    ckpt: str | None, which: str | None = None, *, quiet: bool = False, **options: Any
+    checkpoint: CheckpointOptions,
+    preprocess: PreprocessOptions | None = None,
+    *,
+    quiet: bool = False,
 ):
     """`load_encoder`, with what the source said printed as warnings (none if ``quiet``)."""
     from ijepa_eval.models import load_encoder
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        encoder = load_encoder(resolve_ckpt(ckpt, quiet=quiet), which, **options)
-    for w in [] if quiet else caught:
-        console.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+    options = (preprocess or PreprocessOptions()).to_kwargs()
+    with collect_warnings() as said:
+        encoder = load_encoder(
+            checkpoint.spec(quiet=quiet), checkpoint.which, heads=checkpoint.heads, **options
+        )
+    print_warnings([] if quiet else said)
     return encoder
 
 
-def parse_probe_params(pairs: list[str] | None) -> dict[str, Any]:
-    """``-p KEY=VALUE`` pairs, each value read as YAML (``[0.1, 1]``, ``5``, ``true``)."""
-    import yaml
-
-    params = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--probe-param {pair!r} is not KEY=VALUE")
-        try:
-            params[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise UserError(
-                f"--probe-param {pair!r}: the value is not valid YAML ({exc})"
-            ) from None
-    return params
+def print_warnings(messages: list[str]) -> None:
+    for message in messages:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
 def _triple(text: str | None, name: str) -> tuple[float, ...] | None:
@@ -157,31 +265,3 @@ def _triple(text: str | None, name: str) -> tuple[float, ...] | None:
     if len(values) != 3:
         raise UserError(f"--{name} takes three comma-separated numbers, e.g. 0.485,0.456,0.406")
     return values
-
-
-def encoder_options(
-    heads: int | None,
-    img_size: int | None,
-    crop_pct: float | None,
-    resize: str | None,
-    mean: str | None,
-    std: str | None,
-    source_norm: bool,
-) -> dict[str, Any]:
-    """The shared loading options as keyword arguments of `load_encoder` (after ``which``)."""
-    if resize is not None and resize not in ("crop", "resize"):
-        raise UserError(f"--resize must be 'crop' or 'resize', not {resize!r}")
-    if crop_pct is not None and not 0 < crop_pct <= 1:
-        raise UserError(f"--crop-pct must be in (0, 1], not {crop_pct}")
-    preprocess = {
-        "crop_pct": crop_pct,
-        "resize": resize,
-        "mean": _triple(mean, "mean"),
-        "std": _triple(std, "std"),
-    }
-    return {
-        "heads": heads,
-        "img_size": img_size,
-        "preprocess": preprocess,
-        "source_norm": source_norm,
-    }

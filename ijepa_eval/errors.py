@@ -6,6 +6,10 @@ a traceback (``--debug`` shows one); library callers can catch it like any excep
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
+
 
 class UserError(Exception):
     """A problem with the user's input (a path, a spec, a file), not a bug in ijepa-eval."""
@@ -17,3 +21,16 @@ class CheckpointError(UserError):
 
 class DataError(UserError):
     """A dataset that is missing, malformed, or does not match its description."""
+
+
+@contextlib.contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """Catch every warning raised inside (each occurrence, not once per place) as text.
+
+    The one way warnings reach the user: commands print them, run records keep them as notes.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        messages: list[str] = []
+        yield messages
+    messages.extend(str(w.message) for w in caught)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import ijepa_eval as ie
+from ijepa_eval.data.depth import eigen_cropped
 from ijepa_eval.data.synth import generate_clevr
 from ijepa_eval.probes.common import ProbeError
 from ijepa_eval.probes.depth import DepthConfig, DepthHead, depth_metrics, depth_probe, sig_loss
-from ijepa_eval.tasks import evaluate
-from ijepa_eval.tasks.runner import eigen_cropped
+from ijepa_eval.tasks import ExtractOptions, evaluate
 
 
 def test_perfect_prediction():
@@ -115,9 +115,8 @@ def test_depth_synth_task_end_to_end(tmp_path, official_ckpt):
         ckpt=official_ckpt,
         data=str(root / "depth"),
         results_dir=tmp_path / "res",
-        probe_params={"epochs": 2, "lrs": [1e-2]},
-        progress=False,
-        workers=0,
+        params={"epochs": 2, "lrs": [1e-2]},
+        extraction=ExtractOptions(progress=False, workers=0),
     )
     record = result.record
     assert set(record["metrics"]) == {"rmse", "abs_rel", "log10", "delta1", "delta2", "delta3"}
@@ -131,9 +130,8 @@ def test_depth_synth_task_end_to_end(tmp_path, official_ckpt):
         ckpt=official_ckpt,
         data=str(root / "depth"),
         results_dir=None,
-        probe_params={"epochs": 2, "lrs": [1e-2]},
-        progress=False,
-        workers=0,
+        params={"epochs": 2, "lrs": [1e-2]},
+        extraction=ExtractOptions(progress=False, workers=0),
     ).record
     assert all(e["cache_hit"] for e in again["features"]["entries"])
     assert again["metrics"] == record["metrics"]  # seeded: the same numbers again

@@ -14,7 +14,7 @@ from ijepa_eval.cli import app
 from ijepa_eval.data.synth import generate_clevr
 from ijepa_eval.errors import UserError
 from ijepa_eval.features.store import FeatureStore
-from ijepa_eval.tasks import get_task
+from ijepa_eval.tasks import ExtractOptions, get_task
 from ijepa_eval.tasks.lineplot import line_plot, nice_ticks
 from ijepa_eval.tasks.sweep import sweep
 
@@ -50,9 +50,8 @@ def test_sweep_extracts_once_and_writes_a_record_per_block(clevr, tmp_path, offi
         layers="all",
         data=str(clevr),
         results_dir=tmp_path,
-        probe_params=LINEAR,
-        workers=0,
-        progress=False,
+        params=LINEAR,
+        extraction=ExtractOptions(progress=False, workers=0),
     )
     assert result.blocks == [0, 1] and result.metric == "top1"
     # One entry per split (train, and val as the reported split), holding both blocks.

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 import ijepa_eval as ie
 from ijepa_eval.cli import app
 from ijepa_eval.data.synth import generate_classes, generate_clevr
-from ijepa_eval.tasks import evaluate, get_task, load_task_file, task_registry
+from ijepa_eval.tasks import ExtractOptions, evaluate, get_task, load_task_file, task_registry
 from ijepa_eval.tasks import registry as task_registry_module
-from ijepa_eval.tasks.runner import plan_splits
+from ijepa_eval.tasks.pipeline import plan_splits
 from ijepa_eval.tasks.spec import DataSpec
 
 runner = CliRunner()
@@ -90,25 +90,25 @@ def test_test_labels_never_influence_the_choice(classes, tmp_path, official_ckpt
         encoder=enc,
         data=str(classes),
         results_dir=None,
-        probe_params=FAST,
-        progress=False,
+        params=FAST,
+        extraction=ExtractOptions(progress=False),
     )
-    real_get = ie.tasks.runner._Features.get
+    from ijepa_eval.tasks import pipeline
 
-    def permuted(self, split, label=None, **kw):
-        reps, labels, ds = real_get(self, split, label, **kw)
-        if label == "test":
-            labels = labels[np.random.default_rng(0).permutation(len(labels))]
-        return reps, labels, ds
+    def permuted(name, root, split, **kw):
+        ds = ie.load_dataset(name, root, split, **kw)
+        if split == "val":  # the reported split of this ImageNet-like layout
+            ds.targets = [ds.targets[i] for i in np.random.default_rng(0).permutation(len(ds))]
+        return ds
 
-    monkeypatch.setattr(ie.tasks.runner._Features, "get", permuted)
+    monkeypatch.setattr(pipeline, "load_dataset", permuted)
     second = evaluate(
         "linprobe",
         encoder=enc,
         data=str(classes),
         results_dir=None,
-        probe_params=FAST,
-        progress=False,
+        params=FAST,
+        extraction=ExtractOptions(progress=False),
     )
     assert first.record["chosen"] == second.record["chosen"]
     assert first.record["data"]["plan"] == {
@@ -128,7 +128,7 @@ def test_kshot_is_reproducible(classes, tmp_path, official_ckpt):
             data=str(classes),
             shots=[1, 2],
             results_dir=tmp_path,
-            progress=False,
+            extraction=ExtractOptions(progress=False),
         )
         for _ in range(2)
     ]
@@ -206,7 +206,7 @@ def test_include_path_and_entry_point_plugins(tmp_path, monkeypatch, classes, of
         ckpt=official_ckpt,
         data=str(classes),
         results_dir=None,
-        progress=False,
+        extraction=ExtractOptions(progress=False),
     ).record
     assert set(record["metrics"]) == {"top1_k3"}
     plugin = tmp_path / "plugin"
@@ -242,7 +242,7 @@ def test_bad_data_inputs(tmp_path, official_ckpt, classes, monkeypatch):
             data=str(classes),
             shots=[50],
             results_dir=tmp_path,
-            progress=False,
+            extraction=ExtractOptions(progress=False),
         )
     one = tmp_path / "one" / "train" / "only"
     one.mkdir(parents=True)
@@ -258,8 +258,8 @@ def test_bad_data_inputs(tmp_path, official_ckpt, classes, monkeypatch):
             encoder=enc,
             data=str(tmp_path / "one"),
             results_dir=tmp_path,
-            probe_params=FAST,
-            progress=False,
+            params=FAST,
+            extraction=ExtractOptions(progress=False),
         )
     monkeypatch.delenv("IJEPA_EVAL_DATA_IMAGENET", raising=False)
     monkeypatch.setenv("IJEPA_EVAL_CONFIG", str(tmp_path / "absent.yaml"))

@@ -35,8 +35,15 @@ class NyuDepthV2(EvalDataset):
     adapter = "nyu_depth_v2"
     format = "NYU Depth v2 labelled .mat (MATLAB v7.3 / HDF5)"
 
-    def __init__(self, root: str | os.PathLike[str], split: str = "train", **kw: Any) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        split: str = "train",
+        eigen_crop: bool | str = False,
+        **kw: Any,
+    ) -> None:
         root = Path(root)
+        self.eigen_crop = str(eigen_crop).lower() in ("true", "1", "yes")
         self.mat_path = root if root.suffix == ".mat" else root / NYU_FILE
         if not self.mat_path.is_file():
             raise DataError(
@@ -78,10 +85,21 @@ class NyuDepthV2(EvalDataset):
         )
 
     def load_target(self, item: int) -> np.ndarray:
-        return np.ascontiguousarray(self._file()["depths"][item].T, dtype=np.float32)
+        """The depth map in metres; with ``eigen_crop``, zero (unscored) outside the Eigen crop."""
+        depth = np.ascontiguousarray(self._file()["depths"][item].T, dtype=np.float32)
+        return eigen_cropped(depth) if self.eigen_crop else depth
 
     def source_files(self) -> list[Path]:
         return [self.mat_path, *([self.splits_path] if self.split != "all" else [])]
+
+
+def eigen_cropped(depth: np.ndarray) -> np.ndarray:
+    """NYU's Eigen crop: only rows 45:471, columns 41:601 of the 480×640 frame are scored."""
+    if depth.shape != (480, 640):
+        raise DataError(f"the Eigen crop is defined on 480x640 NYU frames, not {depth.shape}")
+    cropped = np.zeros_like(depth)
+    cropped[45:471, 41:601] = depth[45:471, 41:601]
+    return cropped
 
 
 def _check_nyu_layout(f: h5py.File, path: Path) -> int:

@@ -1,7 +1,9 @@
-"""Probes trained on frozen features: a linear grid, logistic regression, and k-NN.
+"""Probes trained on frozen features: a linear grid, logistic regression, k-NN, the attentive
+probe, depth, nearest class mean.
 
-They take features already pooled into (N, D) tensors (see `FeatureSet.pooled()`), run on the
-GPU when there is one (`device=None`), and choose hyper-parameters on a validation split only.
+Each module holds a probe's library functions (usable on any tensors) and its `Probe` class,
+the contract the evaluation pipeline runs (`ijepa_eval.probes.base`). They run on the GPU when
+there is one (`device=None`) and choose hyper-parameters on a selection split only.
 """
 
 from ijepa_eval.lazy import lazy_exports
@@ -18,8 +20,16 @@ __all__ = lazy_exports(
             "attentive_probe",
             "fit_attentive",
         ),
+        "ijepa_eval.probes.base": (
+            "Part",
+            "Probe",
+            "ProbeInputs",
+            "ProbeResult",
+            "find_probe",
+            "probe_registry",
+        ),
         "ijepa_eval.probes.common": ("ProbeError", "ProbeWarning", "resolve_device"),
-        "ijepa_eval.probes.knn": ("knn_eval",),
+        "ijepa_eval.probes.knn": ("KnnConfig", "knn_classify", "knn_eval"),
         "ijepa_eval.probes.linear": (
             "DINOV2_LRS",
             "GridResult",
@@ -33,6 +43,7 @@ __all__ = lazy_exports(
         ),
         "ijepa_eval.probes.logreg": (
             "DINOV2_CS",
+            "LogRegConfig",
             "LogRegModel",
             "LogRegResult",
             "logreg_fit",

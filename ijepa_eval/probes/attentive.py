@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
 from ijepa_eval.probes.common import ProbeError, as_labels, resolve_device
 from ijepa_eval.probes.linear import _batches, select_on_val
 from ijepa_eval.probes.metrics import ClassificationMeter
@@ -404,3 +405,53 @@ def attentive_probe(
         head = probes[i]
     (test,) = _evaluate([head], test_tokens, test_y, num_classes, config, dev)
     return AttentiveProbeResult(grid=rows, chosen=rows[i], head=head, test=test, refit=refit)
+
+
+class AttentiveProbe(Probe):
+    """V-JEPA's attentive probe on the patch tokens of one block."""
+
+    name = "attentive"
+    Config = AttentiveConfig
+    inputs = "tokens"
+
+    @classmethod
+    def check(cls, representations: tuple[str, ...], blocks: tuple[int, ...]) -> None:
+        if len(blocks) != 1:
+            raise ProbeError(
+                f"the attentive probe reads the tokens of one block, but {list(representations)} "
+                f"names blocks {list(blocks)}; use lastPOOL or block<N>"
+            )
+
+    def run(self, inputs: ProbeInputs, config: AttentiveConfig, device: str | None) -> ProbeResult:
+        if inputs.select is None:
+            raise ProbeError("the attentive probe needs a selection split; none could be held out")
+        fit, select, test = (
+            (TokenRows(part.x), part.y) for part in (inputs.fit, inputs.select, inputs.test)
+        )
+        result = attentive_probe(
+            *fit,
+            *select,
+            *test,
+            num_classes=inputs.num_classes,
+            num_heads=inputs.num_heads,
+            config=config,
+            refit=True,
+            device=device,
+        )
+        scores = result.head.scores(test[0], batch_size=config.eval_batch_size)
+        chosen = {
+            **result.chosen,
+            "representation": inputs.representations[0],
+            "block": inputs.blocks[0],
+            "num_tokens": fit[0].shape[1],
+            "num_heads": inputs.num_heads,
+        }
+        return ProbeResult(
+            metrics=result.test,
+            chosen=chosen,
+            grid=result.grid,
+            predictions=classification_predictions(scores, inputs.test.y),
+            artifacts=result.head.state_dict(),
+            splits={"fit": len(inputs.fit), "select": len(inputs.select), "test": len(test[1])},
+            seeds={"probe": config.seed},
+        )

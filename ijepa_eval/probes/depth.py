@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult
 from ijepa_eval.probes.common import ProbeError, resolve_device
 
 DEPTH_METRICS = {  # name → higher is better
@@ -51,8 +52,13 @@ class DepthConfig:
             raise ProbeError(
                 f"need 0 < min_depth < max_depth, got {self.min_depth}, {self.max_depth}"
             )
+        object.__setattr__(self, "lrs", tuple(self.lrs))
         if not self.lrs or min(self.lrs) <= 0 or self.n_bins < 2 or self.batch_size < 1:
             raise ProbeError("lrs must be positive, n_bins >= 2 and batch_size >= 1")
+        if self.epochs < 1:
+            raise ProbeError(f"epochs must be >= 1, got {self.epochs}")
+        if self.weight_decay < 0:
+            raise ProbeError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 class DepthHead(nn.Module):
@@ -118,6 +124,7 @@ class DepthProbeResult:
     head: DepthHead = field(repr=False)
     test: dict[str, float]
     baseline: dict[str, float]  # the training set's mean depth map, scored the same way
+    test_per_image: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
 
 def valid_mask(depth: Tensor, config: DepthConfig) -> Tensor:
@@ -157,12 +164,14 @@ def depth_probe(
     head = heads[best]
     mean_map = _mean_depth_map(train_depth, config)
     baseline = _score(lambda x, size: mean_map.expand(len(x), *size), None, test_depth, config)
+    per_image = _score_per_image(_on(head, dev), test_tokens, test_depth, config)
     return DepthProbeResult(
         rows=rows,
         chosen=rows[best],
         head=head.cpu(),
-        test=_score(_on(head, dev), test_tokens, test_depth, config),
+        test={name: float(np.mean(values)) for name, values in per_image.items()},
         baseline=baseline,
+        test_per_image=per_image,
     )
 
 
@@ -198,9 +207,15 @@ def _train(
     return [h.eval() for h in heads]
 
 
-@torch.no_grad()
 def _score(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, float]:
-    """Metrics of ``predict(tokens, size)`` against ``depth``, one chunk in memory at a time."""
+    """Metrics of ``predict(tokens, size)`` against ``depth``, averaged over images."""
+    per_image = _score_per_image(predict, tokens, depth, config)
+    return {name: float(np.mean(values)) for name, values in per_image.items()}
+
+
+@torch.no_grad()
+def _score_per_image(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, list]:
+    """Each metric of each image, one chunk in memory at a time."""
     per_image: dict[str, list[float]] = {name: [] for name in DEPTH_METRICS}
     for rows in _chunks(len(depth)):
         target = depth[rows]
@@ -208,7 +223,7 @@ def _score(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, f
         pred = predict(x, tuple(target.shape[-2:]))
         for name, values in per_image_metrics(pred, target, valid_mask(target, config)).items():
             per_image[name] += values
-    return {name: float(np.mean(values)) for name, values in per_image.items()}
+    return per_image
 
 
 def _mean_depth_map(depth: Any, config: DepthConfig) -> Tensor:
@@ -236,3 +251,32 @@ def _rows(tokens: Any, rows: np.ndarray) -> Tensor:
     x = tokens[rows]
     x = torch.as_tensor(x) if not isinstance(x, Tensor) else x
     return x.float()
+
+
+class DepthProbe(Probe):
+    """A linear bin head per learning rate on patch tokens, chosen by validation RMSE."""
+
+    name = "depth"
+    Config = DepthConfig
+    inputs = "tokens"
+    targets = "depth"
+    sweepable = False  # it reads every block its representation names (linear4: four)
+
+    def run(self, inputs: ProbeInputs, config: DepthConfig, device: str | None) -> ProbeResult:
+        if inputs.select is None:
+            raise ProbeError("the depth probe needs a selection split to choose its lr")
+        fit, select, test = inputs.fit, inputs.select, inputs.test
+        result = depth_probe(
+            fit.x, fit.y, select.x, select.y, test.x, test.y,
+            grid=inputs.grid, config=config, device=device,
+        )  # fmt: skip
+        return ProbeResult(
+            metrics=result.test,
+            chosen={**result.chosen, "representation": inputs.representations[0]},
+            grid=result.rows,
+            baselines={"train_mean_depth_map": result.baseline},
+            predictions={k: np.asarray(v, np.float32) for k, v in result.test_per_image.items()},
+            artifacts=result.head.state_dict(),
+            splits={"fit": len(fit), "select": len(select), "test": len(test)},
+            seeds={"probe": config.seed},
+        )

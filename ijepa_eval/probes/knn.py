@@ -11,11 +11,14 @@ the cache) and are normalised in float32 block by block.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult
 from ijepa_eval.probes.common import ProbeError, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import ClassificationMeter
 
@@ -37,6 +40,32 @@ def _top_neighbours(
     return best_sim, best_idx
 
 
+@dataclass(frozen=True)
+class KnnConfig:
+    """DINO's k-NN: every k is reported (nothing is selected); chunk sizes bound the memory."""
+
+    ks: tuple[int, ...] = (10, 20, 100, 200)
+    temperature: float = 0.07
+    chunk_size: int = 4096
+    train_chunk_size: int = 65536
+
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ProbeError(f"ks must be positive integers, got {list(self.ks)}")
+        if self.temperature <= 0:
+            raise ProbeError(f"temperature must be > 0, got {self.temperature}")
+        if self.chunk_size < 1 or self.train_chunk_size < 1:
+            raise ProbeError("chunk sizes must be >= 1")
+
+
+@dataclass
+class KnnResult:
+    """Metrics per k and, per k, each test item's five best classes (best first)."""
+
+    metrics: dict[int, dict[str, float]]
+    top5: dict[int, np.ndarray]
+
+
 def knn_eval(
     train_feats: Tensor,
     train_labels: Tensor,
@@ -55,6 +84,24 @@ def knn_eval(
     A k larger than the training set is clipped to its size (with a ProbeWarning); the result
     is still keyed by the k asked for.
     """
+    config = KnnConfig(tuple(ks), temperature, chunk_size, train_chunk_size)
+    return knn_classify(
+        train_feats, train_labels, test_feats, test_labels, num_classes=num_classes,
+        config=config, device=device,
+    ).metrics  # fmt: skip
+
+
+def knn_classify(
+    train_feats: Tensor,
+    train_labels: Tensor,
+    test_feats: Tensor,
+    test_labels: Tensor,
+    *,
+    num_classes: int,
+    config: KnnConfig = KnnConfig(),
+    device: str | torch.device | None = None,
+) -> KnnResult:
+    """`knn_eval` with each test item's predictions kept (see `KnnResult`)."""
     train_labels = check_pair(train_feats, train_labels, num_classes=num_classes, name="train")
     test_labels = check_pair(
         test_feats, test_labels, num_classes=num_classes, name="test", need_two_classes=False
@@ -64,10 +111,7 @@ def knn_eval(
             f"train features are {train_feats.shape[1]}-d but test features "
             f"{test_feats.shape[1]}-d; use the same representation for both"
         )
-    if not ks or min(ks) < 1:
-        raise ProbeError(f"ks must be positive integers, got {list(ks)}")
-    if temperature <= 0:
-        raise ProbeError(f"temperature must be > 0, got {temperature}")
+    ks = config.ks
     n_train = train_feats.shape[0]
     for k in ks:
         if k > n_train:
@@ -77,15 +121,47 @@ def knn_eval(
     train_y = train_labels.to(dev)
     k_max = min(max(ks), n_train)
     meters = {k: ClassificationMeter(num_classes) for k in ks}
-    for start in range(0, test_feats.shape[0], chunk_size):
-        queries = F.normalize(test_feats[start : start + chunk_size].to(dev).float(), dim=1)
-        sim, idx = _top_neighbours(queries, train, k_max, train_chunk_size)
-        weights = (sim / temperature).exp()
+    top5: dict[int, list[Tensor]] = {k: [] for k in ks}
+    for start in range(0, test_feats.shape[0], config.chunk_size):
+        chunk = test_feats[start : start + config.chunk_size]
+        queries = F.normalize(chunk.to(dev).float(), dim=1)
+        sim, idx = _top_neighbours(queries, train, k_max, config.train_chunk_size)
+        weights = (sim / config.temperature).exp()
         neighbour_y = train_y[idx]
-        y = test_labels[start : start + chunk_size].to(dev)
+        y = test_labels[start : start + config.chunk_size].to(dev)
         for k, meter in meters.items():
             k_used = min(k, n_train)
             votes = torch.zeros(queries.shape[0], num_classes, device=dev)
             votes.scatter_add_(1, neighbour_y[:, :k_used], weights[:, :k_used])
             meter.update(votes, y)
-    return {k: meter.compute()[0] for k, meter in meters.items()}
+            top5[k].append(votes.topk(min(5, num_classes), dim=1).indices.to(torch.int32).cpu())
+    return KnnResult(
+        metrics={k: meter.compute()[0] for k, meter in meters.items()},
+        top5={k: torch.cat(parts).numpy() for k, parts in top5.items()},
+    )
+
+
+class KnnProbe(Probe):
+    """Weighted k-NN on one representation; every k is reported."""
+
+    name = "knn"
+    Config = KnnConfig
+    selects = False
+
+    def run(self, inputs: ProbeInputs, config: KnnConfig, device: str | None) -> ProbeResult:
+        rep = inputs.representations[0]
+        fit, test = inputs.fit, inputs.test
+        result = knn_classify(
+            fit.x[rep], fit.y, test.x[rep], test.y, num_classes=inputs.num_classes,
+            config=config, device=device,
+        )  # fmt: skip
+        metrics = {f"top1_k{k}": m["top1"] for k, m in result.metrics.items()}
+        metrics.update({f"top5_k{k}": m["top5"] for k, m in result.metrics.items()})
+        predictions = {f"k{k}/top5": top for k, top in result.top5.items()}
+        predictions["target"] = test.y.to(torch.int32).numpy()
+        return ProbeResult(
+            metrics=metrics,
+            grid=[{"k": k, **m} for k, m in result.metrics.items()],
+            predictions=predictions,
+            splits={"fit": len(fit), "test": len(test)},
+        )

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
 from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import ClassificationMeter
 
@@ -459,3 +460,42 @@ def linear_probe(
     return LinearProbeResult(
         grid=grid, chosen=best, head=head, test=meter.compute()[0], refit=refit
     )
+
+
+class LinearProbe(Probe):
+    """The linear grid (representation × head × lr × weight decay), chosen on the selection split,
+    refit on fit + selection, tested once."""
+
+    name = "linear"
+    Config = LinearGridConfig
+
+    def run(self, inputs: ProbeInputs, config: LinearGridConfig, device: str | None) -> ProbeResult:
+        if inputs.select is None:
+            raise ProbeError(
+                "the linear probe needs a selection split, and none could be held out "
+                "(every class has a single training item)"
+            )
+        fit, select, test = inputs.fit, inputs.select, inputs.test
+        result = linear_probe(
+            fit.x,
+            fit.y,
+            select.x,
+            select.y,
+            test.x,
+            test.y,
+            num_classes=inputs.num_classes,
+            config=config,
+            refit=True,
+            device=device,
+        )
+        rep = result.chosen["representation"]
+        scores = result.head.scores(test.x[rep], batch_size=config.eval_batch_size)
+        return ProbeResult(
+            metrics=result.test,
+            chosen=result.chosen,
+            grid=result.grid.rows,
+            predictions=classification_predictions(scores, test.y),
+            artifacts=result.head.state_dict(),
+            splits={"fit": len(fit), "select": len(select), "test": len(test)},
+            seeds={"probe": config.seed},
+        )

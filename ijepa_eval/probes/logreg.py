@@ -18,6 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ijepa_eval.probes.base import (
+    Probe,
+    ProbeInputs,
+    ProbeResult,
+    classification_predictions,
+    joined,
+)
 from ijepa_eval.probes.common import ProbeError, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import classification_metrics
 from ijepa_eval.probes.split import stratified_split
@@ -112,6 +119,24 @@ class LogRegResult:
     n_val: int
 
 
+@dataclass(frozen=True)
+class LogRegConfig:
+    """The C sweep (DINOv2's 45 values by default) and the solver's iteration budget."""
+
+    Cs: tuple[float, ...] = DINOV2_CS
+    max_iter: int = 1000
+    fallback_C: float = 1.0  # used when nothing can be held out (every class has one item)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "Cs", tuple(sorted(float(c) for c in self.Cs)))
+        if not self.Cs or self.Cs[0] <= 0:
+            raise ProbeError(f"Cs must be positive and non-empty, got {list(self.Cs)}")
+        if self.max_iter < 1:
+            raise ProbeError(f"max_iter must be >= 1, got {self.max_iter}")
+        if self.fallback_C <= 0:
+            raise ProbeError(f"fallback_C must be > 0, got {self.fallback_C}")
+
+
 def logreg_grid(
     train_x: Tensor,
     train_y: Tensor,
@@ -132,34 +157,109 @@ def logreg_grid(
     absent from validation; if every class has a single item (1-shot) nothing can be held out,
     and `fallback_C` (scikit-learn's default, 1.0) is used with a ProbeWarning.
     """
+    config = LogRegConfig(Cs=tuple(Cs), max_iter=max_iter, fallback_C=fallback_C)
     train_y = check_pair(train_x, train_y, num_classes=num_classes, name="train")
-    Cs = sorted(float(c) for c in Cs)
-    if not Cs or Cs[0] <= 0:
-        raise ProbeError(f"Cs must be positive and non-empty, got {Cs}")
     if int(torch.bincount(train_y).max()) < 2:
-        note(f"every class has a single training item: no validation split; using C={fallback_C}")
-        model = logreg_fit(
-            train_x,
-            train_y,
-            C=fallback_C,
-            num_classes=num_classes,
-            max_iter=max_iter,
-            device=device,
+        return logreg_fallback(
+            train_x, train_y, num_classes=num_classes, config=config, device=device
         )
-        n = train_y.numel()
-        return LogRegResult([], fallback_C, model, "fallback", n_fit=n, n_val=0)
     fit_idx, val_idx = stratified_split(train_y, val_fraction, seed)
-    fit_x, fit_y = train_x[fit_idx], train_y[fit_idx]
-    val_x, val_y = train_x[val_idx], train_y[val_idx]
+    return logreg_choose(
+        train_x[fit_idx],
+        train_y[fit_idx],
+        train_x[val_idx],
+        train_y[val_idx],
+        refit=(train_x, train_y),
+        num_classes=num_classes,
+        config=config,
+        device=device,
+    )
+
+
+def logreg_choose(
+    fit_x: Tensor,
+    fit_y: Tensor,
+    val_x: Tensor,
+    val_y: Tensor,
+    *,
+    refit: tuple[Tensor, Tensor],
+    num_classes: int,
+    config: LogRegConfig = LogRegConfig(),
+    device: str | torch.device | None = None,
+) -> LogRegResult:
+    """Fit every C on ``fit`` (warm-started in increasing order), choose on ``val``, refit the
+    choice on ``refit`` (the fitting and validation items together)."""
+    fit_y = check_pair(fit_x, fit_y, num_classes=num_classes, name="train")
+    val_y = check_pair(val_x, val_y, num_classes=num_classes, name="val", need_two_classes=False)
     rows, model = [], None
-    for C in Cs:
+    for C in config.Cs:
         model = logreg_fit(
-            fit_x, fit_y, C=C, num_classes=num_classes, max_iter=max_iter, init=model, device=device
+            fit_x,
+            fit_y,
+            C=C,
+            num_classes=num_classes,
+            max_iter=config.max_iter,
+            init=model,
+            device=device,
         )
         metrics = classification_metrics(model.scores(val_x), val_y, num_classes)
         rows.append({"C": C, **{f"val_{k}": v for k, v in metrics.items()}})
     best = max(rows, key=lambda row: row["val_top1"])  # max keeps the first (smallest C) of ties
     final = logreg_fit(
-        train_x, train_y, C=best["C"], num_classes=num_classes, max_iter=max_iter, device=device
+        *refit, C=best["C"], num_classes=num_classes, max_iter=config.max_iter, device=device
     )
-    return LogRegResult(rows, best["C"], final, "validation", len(fit_idx), len(val_idx))
+    return LogRegResult(rows, best["C"], final, "validation", len(fit_y), len(val_y))
+
+
+def logreg_fallback(
+    x: Tensor,
+    y: Tensor,
+    *,
+    num_classes: int,
+    config: LogRegConfig = LogRegConfig(),
+    device: str | torch.device | None = None,
+) -> LogRegResult:
+    """Nothing to choose on (every class has a single item): fit ``fallback_C``, and say so."""
+    C = config.fallback_C
+    note(f"every class has a single training item: no validation split; using C={C}")
+    model = logreg_fit(
+        x, y, C=config.fallback_C, num_classes=num_classes, max_iter=config.max_iter, device=device
+    )
+    n = len(y)
+    return LogRegResult([], config.fallback_C, model, "fallback", n_fit=n, n_val=0)
+
+
+class LogRegProbe(Probe):
+    """L2 logistic regression on one representation, C chosen on the selection split."""
+
+    name = "logreg"
+    Config = LogRegConfig
+
+    def run(self, inputs: ProbeInputs, config: LogRegConfig, device: str | None) -> ProbeResult:
+        rep = inputs.representations[0]
+        fit, select, test = inputs.fit, inputs.select, inputs.test
+        if select is None:
+            result = logreg_fallback(
+                fit.x[rep], fit.y, num_classes=inputs.num_classes, config=config, device=device
+            )
+        else:
+            everything = joined(fit, select)
+            result = logreg_choose(
+                fit.x[rep],
+                fit.y,
+                select.x[rep],
+                select.y,
+                refit=(everything.x[rep], everything.y),
+                num_classes=inputs.num_classes,
+                config=config,
+                device=device,
+            )
+        scores = result.model.scores(test.x[rep])
+        return ProbeResult(
+            metrics=classification_metrics(scores, test.y, inputs.num_classes),
+            chosen={"C": result.best_C, "selection": result.selection, "representation": rep},
+            grid=result.rows,
+            predictions=classification_predictions(scores, test.y),
+            artifacts=result.model.state_dict(),
+            splits={"fit": result.n_fit, "select": result.n_val, "test": len(test)},
+        )

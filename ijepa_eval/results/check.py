@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from ijepa_eval.errors import UserError
-from ijepa_eval.results.load import Record, load_records, newest_per_task
+from ijepa_eval.results.load import load_records, newest_per_task
+from ijepa_eval.tasks.record import RunRecord
 from ijepa_eval.yaml_file import read_yaml
 
 DEFAULT_TOLERANCE = "1%"
@@ -161,7 +162,7 @@ def compare(
     )
 
 
-def _differences(base: Record, now: Record) -> list[str]:
+def _differences(base: RunRecord, now: RunRecord) -> list[str]:
     notes = []
     if base.task_version != now.task_version:
         notes.append(

@@ -25,8 +25,9 @@ import pandas as pd
 
 from ijepa_eval import atomic
 from ijepa_eval.errors import UserError
-from ijepa_eval.results.load import ModelId, Record, load_records, newest
+from ijepa_eval.results.load import load_records, newest
 from ijepa_eval.results.reference import ReferenceRow, load_references
+from ijepa_eval.tasks.record import ModelId, RunRecord
 
 IDENTITY = ("model", "network", "px", "sha256")
 FORMATS = ("md", "csv")
@@ -81,7 +82,7 @@ def leaderboard(
 
 
 def build_leaderboard(
-    records: Iterable[Record], references: Sequence[ReferenceRow] = ()
+    records: Iterable[RunRecord], references: Sequence[ReferenceRow] = ()
 ) -> Leaderboard:
     """Aggregate records (newest per model and task) and reference rows into one table."""
     latest = newest(list(records))
@@ -141,7 +142,7 @@ def build_leaderboard(
     return Leaderboard(rows, values, stds, tuple(columns))
 
 
-def _models(records: Iterable[Record]) -> list[ModelId]:
+def _models(records: Iterable[RunRecord]) -> list[ModelId]:
     labels = {r.model: r.label for r in sorted(records, key=lambda r: r.order)}
     return sorted(
         labels,
@@ -149,7 +150,7 @@ def _models(records: Iterable[Record]) -> list[ModelId]:
     )
 
 
-def _columns(records: Iterable[Record], references: Sequence[ReferenceRow]) -> list[Column]:
+def _columns(records: Iterable[RunRecord], references: Sequence[ReferenceRow]) -> list[Column]:
     """Tasks alphabetically; within a task, metrics in record order, newest record first."""
     found: dict[tuple[str, str], bool] = {}
     for rec in sorted(records, key=lambda r: r.order, reverse=True):

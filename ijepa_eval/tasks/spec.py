@@ -9,16 +9,15 @@ Unknown or misspelt fields are errors that name the field and suggest the closes
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ijepa_eval.errors import UserError
+from ijepa_eval.schema import build, did_you_mean
 from ijepa_eval.yaml_file import read_yaml
 
-PROBES = ("linear", "logreg", "knn", "depth", "attentive")
 REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "linear", "linear4", "block<N>")
 _BLOCK = re.compile(r"block(\d+)")
 
@@ -128,66 +127,41 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_fields(raw: dict[str, Any], cls: type, where: str, path: Path) -> None:
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = (
-                f" (did you mean '{where}{close[0]}'?)"
-                if close
-                else f"; fields: {', '.join(names)}"
-            )
-            raise TaskSpecError(f"task YAML {path}: unknown field '{where}{key}'{hint}")
-    required = [
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-        and f.name != "source"
-    ]
-    missing = [name for name in required if name not in raw]
-    if missing:
-        raise TaskSpecError(f"task YAML {path}: missing field '{where}{missing[0]}'")
+def _unknown_field(key: str, known: list[str]) -> str:
+    close = did_you_mean(key, known)
+    hint = f" (did you mean '{close[0]}'?)" if close else f"; fields: {', '.join(known)}"
+    return f"unknown field '{key}'{hint}"
 
 
 def _build(raw: dict[str, Any], path: Path) -> TaskSpec:
-    _check_fields(raw, TaskSpec, "", path)
-    for key, cls in (("dataset", DataSpec), ("probe", ProbeSpec)):
-        if not isinstance(raw[key], dict):
-            raise TaskSpecError(f"task YAML {path}: '{key}' must be a mapping")
-        _check_fields(raw[key], cls, f"{key}.", path)
-    data = dict(raw["dataset"])
-    for key in ("shots", "seeds"):
-        data[key] = tuple(int(x) for x in data.get(key, ()))
-    probe = dict(raw["probe"])
-    probe["representations"] = tuple(probe.get("representations", ("lastPOOL",)))
-    if probe["type"] not in PROBES:
-        raise TaskSpecError(f"task YAML {path}: probe.type {probe['type']!r}; use one of {PROBES}")
+    raw = dict(raw)
+    if "source" in raw:
+        raise TaskSpecError(f"task YAML {path}: 'source' is set by the loader, not the YAML")
+    try:
+        if isinstance(raw.get("metrics"), list) and raw["metrics"]:
+            raw["metrics"] = tuple(
+                build(
+                    MetricSpec,
+                    {"name": entry} if isinstance(entry, str) else entry,
+                    prefix="metrics[].",
+                    unknown=_unknown_field,
+                )
+                for entry in raw["metrics"]
+            )
+        elif "metrics" in raw:
+            raise UserError("'metrics' must be a non-empty list")
+        spec = build(TaskSpec, raw, unknown=_unknown_field)
+    except UserError as exc:
+        raise TaskSpecError(f"task YAML {path}: {exc}") from None
     unknown = [
-        r for r in probe["representations"] if r not in REPRESENTATIONS and not _BLOCK.fullmatch(r)
+        r
+        for r in spec.probe.representations
+        if r not in REPRESENTATIONS and not _BLOCK.fullmatch(r)
     ]
     if unknown:
         raise TaskSpecError(
             f"task YAML {path}: representation {unknown[0]!r}; use {', '.join(REPRESENTATIONS)}"
         )
-    if not isinstance(raw["metrics"], list) or not raw["metrics"]:
-        raise TaskSpecError(f"task YAML {path}: 'metrics' must be a non-empty list")
-    metrics = []
-    for entry in raw["metrics"]:
-        entry = {"name": entry} if isinstance(entry, str) else entry
-        _check_fields(entry, MetricSpec, "metrics[].", path)
-        metrics.append(MetricSpec(**entry))
-    try:
-        return TaskSpec(
-            name=str(raw["name"]),
-            version=int(raw["version"]),
-            description=str(raw["description"]).strip(),
-            protocol=str(raw["protocol"]).strip(),
-            dataset=DataSpec(**data),
-            probe=ProbeSpec(**probe),
-            metrics=tuple(metrics),
-            source=str(path),
-        )
-    except (TypeError, ValueError) as exc:
-        raise TaskSpecError(f"task YAML {path}: {exc}") from exc
+    return dataclasses.replace(
+        spec, description=spec.description.strip(), protocol=spec.protocol.strip(), source=str(path)
+    )

@@ -12,17 +12,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ijepa_eval.errors import UserError
 from ijepa_eval.models.arch import VitArch
 from ijepa_eval.paths import resource_path
+from ijepa_eval.schema import build, did_you_mean, merge, parse_assignments
 from ijepa_eval.train.masks import MaskConfig
 from ijepa_eval.yaml_file import read_yaml
 
@@ -121,7 +118,7 @@ class PretrainConfig:
         return _plain(dataclasses.asdict(self))
 
     def with_overrides(self, overrides: list[str]) -> PretrainConfig:
-        return from_dict(_merge(self.to_dict(), parse_overrides(overrides)))
+        return from_dict(merge(self.to_dict(), parse_overrides(overrides)))
 
 
 def load_config(
@@ -132,7 +129,7 @@ def load_config(
     raw = read_yaml(path, "pretraining config") or {}
     if not isinstance(raw, dict):
         raise UserError(f"{path} must hold a mapping of config sections, not {type(raw).__name__}")
-    return from_dict(_merge(raw, parse_overrides(overrides or [])))
+    return from_dict(merge(raw, parse_overrides(overrides or [])))
 
 
 def resolve_config(source: str | os.PathLike[str]) -> Path:
@@ -163,93 +160,16 @@ def presets() -> list[str]:
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     """``["optimization.lr=1e-3", "seed=1"]`` → a nested dict of YAML-parsed values."""
-    nested: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"override {item!r} is not key=value (e.g. optimization.lr=1e-3)")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        *parents, leaf = key.strip().split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"override {item!r} sets a key inside a value")
-        node[leaf] = value
-    return nested
+    return parse_assignments(overrides, "override")
 
 
 def from_dict(raw: dict[str, Any]) -> PretrainConfig:
-    return _build(PretrainConfig, raw, "", _all_keys(PretrainConfig))
+    return build(PretrainConfig, raw, unknown=_unknown_key)
 
 
-def _build(cls: type, raw: Any, prefix: str, known: list[str]) -> Any:
-    """Instantiate dataclass ``cls`` from ``raw``, checking every key and value type."""
-    where = prefix.rstrip(".") or "the config"
-    if not isinstance(raw, dict):
-        raise UserError(f"{where} must be a mapping, not {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if key not in names:
-            hint = difflib.get_close_matches(dotted, known, n=3, cutoff=0.6)
-            did_you_mean = f"; did you mean {' or '.join(hint)}?" if hint else ""
-            raise UserError(f"unknown config key {dotted!r}{did_you_mean}")
-        kind = hints[key]
-        if dataclasses.is_dataclass(kind):
-            values[key] = _build(kind, value or {}, f"{dotted}.", known)
-        else:
-            values[key] = _coerce(value, kind, dotted)
-    return cls(**values)
-
-
-def _coerce(value: Any, kind: Any, key: str) -> Any:
-    """``value`` as type ``kind`` (int, float, str, bool, a pair of floats, or ``X | None``)."""
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        (kind,) = [a for a in args if a is not type(None)]
-        args = typing.get_args(kind)
-    if typing.get_origin(kind) is tuple:
-        if not isinstance(value, list | tuple) or len(value) != len(args):
-            raise UserError(f"{key} must be a list of {len(args)} numbers, not {value!r}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
-    if kind is float and isinstance(value, int | float | str) and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML reads 1e-3 (no dot) as a string
-        except ValueError:
-            pass
-    elif kind is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-        return str(value)
-    elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise UserError(f"{key} must be {kind.__name__}, not {value!r}")
-
-
-def _all_keys(cls: type, prefix: str = "") -> list[str]:
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        keys.append(f"{prefix}{f.name}")
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys += _all_keys(hints[f.name], f"{prefix}{f.name}.")
-    return keys
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def _unknown_key(key: str, known: list[str]) -> str:
+    hint = did_you_mean(key, known)
+    return f"unknown config key {key!r}" + (f"; did you mean {' or '.join(hint)}?" if hint else "")
 
 
 def _plain(obj: Any) -> Any:

@@ -1,0 +1,588 @@
+"""``evaluate``: one task on one checkpoint, as a straight pipeline.
+
+    resolve the task, its probe and the data → validate every parameter  (`prepare`, no work yet)
+    → load the encoder → plan the splits and extract every declared input through the cache
+    → probe.run → RunRecord + per-item predictions → write             (`run_job`)
+
+Everything that can be wrong with a request (a task, a probe parameter, a dataset spec, a
+missing subset file) is found by `prepare`, before the encoder loads or anything is extracted.
+Nothing here knows one probe from another: a probe declares what it reads (see
+`ijepa_eval.probes.base`) and the pipeline provides it. The probe never sees the reported
+split's targets until its configuration is fixed: selection uses a separate split or a held-out
+part of train, carved here once, the same way for every probe (stratified by class, seeded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import os
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ijepa_eval import atomic
+from ijepa_eval.data import available_splits, load_dataset
+from ijepa_eval.data.spec import parse_spec
+from ijepa_eval.errors import UserError, collect_warnings
+from ijepa_eval.features import extract
+from ijepa_eval.models.vit import Encoder
+from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe
+from ijepa_eval.probes.common import note, resolve_device
+from ijepa_eval.probes.split import stratified_split
+from ijepa_eval.schema import did_you_mean
+from ijepa_eval.settings import data_root, require_data_root
+from ijepa_eval.tasks.record import RunRecord, environment
+from ijepa_eval.tasks.registry import get_task
+from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, blocks_of
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How features are computed and where they are kept; none of it changes a number."""
+
+    cache_dir: str | os.PathLike[str] | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    store_dtype: str = "float16"
+    progress: bool = True
+
+
+@dataclass
+class SplitPlan:
+    """Which split trains, which selects (a split or a held-out part of train), which reports."""
+
+    train: str
+    test: str
+    select: str | None = None
+    holdout: float | None = None
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One training set: the train split itself, its subset-file part, or a k-shot draw."""
+
+    label: str  # "train", or "train_2shot_seed1"
+    subset: dict[str, Any] = field(default_factory=dict)  # load_dataset's subset arguments
+    shots: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A task made concrete and checked: nothing has been computed yet."""
+
+    spec: TaskSpec
+    probe: type[Probe]
+    config: Any
+    adapter: str
+    root: str
+    options: dict[str, Any]  # dataset adapter options
+    plan: SplitPlan
+    draws: tuple[Draw, ...]
+
+    def with_representations(self, names: Sequence[str]) -> Job:
+        """The same job reading other representations (the layer sweep's ``block<N>``)."""
+        probe = replace(self.spec.probe, representations=tuple(names))
+        return replace(self, spec=replace(self.spec, probe=probe))
+
+
+@dataclass
+class RunResult:
+    record: RunRecord
+    path: Path | None = None  # None when the record was not written
+
+
+@dataclass
+class Inputs:
+    """What extraction produced for a job: the probe inputs per draw, and what it cost."""
+
+    per_draw: list[tuple[Draw, ProbeInputs]]
+    blocks: tuple[int, ...]
+    entries: list[dict[str, Any]]
+    datasets: dict[str, dict[str, Any]]
+    test_ids_sha256: str
+    extract_s: float
+
+
+# --- resolve and validate -----------------------------------------------------------------------
+
+
+def prepare(
+    task: str | TaskSpec,
+    *,
+    data: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    shots: Iterable[int] | None = None,
+    subset_file: str | os.PathLike[str] | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    skip_bad_images: bool = False,
+    include_paths: Iterable[str | os.PathLike[str]] = (),
+) -> Job:
+    """Resolve ``task`` into a `Job`, checking every parameter: the step that fails fast."""
+    spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
+    if shots is not None:  # the metrics follow the shots asked for
+        shots = tuple(shots)
+        metrics = tuple(MetricSpec(f"top1_{k}shot") for k in shots)
+        spec = replace(spec, dataset=replace(spec.dataset, shots=shots), metrics=metrics)
+    params = {**spec.probe.params, **(params or {})}
+    probe = find_probe(spec.probe.type)
+    config = probe.parse(params)
+    spec = replace(spec, probe=replace(spec.probe, params=params))
+    adapter, root = _resolve_data(spec, data)
+    options = {**spec.dataset.options, **(data_options or {})}
+    if skip_bad_images:
+        options["skip_bad_images"] = True
+    plan = plan_splits(spec.dataset, available_splits(adapter, root))
+    return Job(spec, probe, config, adapter, root, options, plan, _draws(spec, subset_file))
+
+
+def prepare_tasks(
+    tasks: Iterable[str | TaskSpec],
+    *,
+    params: Mapping[str, Any] | None = None,
+    include_paths: Iterable[str | os.PathLike[str]] = (),
+    **request: Any,
+) -> list[Job]:
+    """`prepare` for several tasks, every one checked before any work (the ``run`` command).
+
+    A parameter ``KEY`` goes to each task whose probe declares it, and is an error if none
+    does; ``TASK.KEY`` or ``PROBE.KEY`` (``linprobe.min_steps``, ``linear.min_steps``) goes to
+    those tasks only. ``request`` is passed to `prepare` for every task.
+    """
+    include_paths = tuple(include_paths)
+    specs = [t if isinstance(t, TaskSpec) else get_task(t, include_paths) for t in tasks]
+    per_task = scope_params(specs, params or {})
+    return [
+        prepare(s, params=per_task[s.name], include_paths=include_paths, **request) for s in specs
+    ]
+
+
+def scope_params(specs: Sequence[TaskSpec], params: Mapping[str, Any]) -> dict[str, dict]:
+    """Which task gets which probe parameter (see `prepare_tasks`)."""
+    probes = {s.name: find_probe(s.probe.type) for s in specs}
+    scoped: dict[str, dict[str, Any]] = {s.name: {} for s in specs}
+    for key, value in params.items():
+        targets = [s.name for s in specs if key in (s.name, s.probe.type)]
+        if targets and isinstance(value, Mapping):
+            for name in targets:
+                scoped[name].update(value)
+            continue
+        takers = [s.name for s in specs if key in probes[s.name].parameters()]
+        if not takers:
+            known = sorted({p for probe in probes.values() for p in probe.parameters()})
+            close = did_you_mean(key, known + [s.name for s in specs])
+            hint = f"did you mean {' or '.join(map(repr, close))}?" if close else ""
+            which = ", ".join(f"{s.name} ({s.probe.type})" for s in specs)
+            raise UserError(
+                f"unknown probe parameter '{key}' for {which}; "
+                + (hint or f"they take: {', '.join(known)}")
+            )
+        for name in takers:
+            scoped[name][key] = value
+    return scoped
+
+
+def plan_splits(data: DataSpec, available: list[str]) -> SplitPlan:
+    """Turn the spec's selection rule into concrete splits (see `DataSpec`)."""
+    if data.select == "auto":
+        if "test" in available:
+            return SplitPlan(
+                data.train,
+                data.test or "test",
+                select="val" if "val" in available else None,
+                holdout=None if "val" in available else data.holdout,
+            )
+        return SplitPlan(data.train, data.test or "val", holdout=data.holdout)
+    test = data.test or ("test" if "test" in available else "val")
+    if data.select == "none":
+        return SplitPlan(data.train, test)
+    if data.select == "holdout":
+        return SplitPlan(data.train, test, holdout=data.holdout)
+    return SplitPlan(data.train, test, select=data.select)
+
+
+def _resolve_data(spec: TaskSpec, data: str | None) -> tuple[str, str]:
+    """``(adapter, root)`` from ``--data`` or the configured location, by the one parser."""
+    if data is None:
+        key = spec.dataset.root_key
+        if key is None:
+            raise UserError(f"task {spec.name} needs --data (it names no default location)")
+        data = require_data_root(key, f"task {spec.name}'s dataset")
+    return parse_spec(data, adapter=spec.dataset.adapter, who=f"task {spec.name}")
+
+
+def _draws(spec: TaskSpec, subset_file: str | os.PathLike[str] | None) -> tuple[Draw, ...]:
+    if spec.dataset.shots:
+        if not spec.dataset.seeds:
+            raise UserError(f"task {spec.name} asks for shots but names no seeds to draw them")
+        return tuple(
+            Draw(f"train_{k}shot_seed{s}", {"shots": k, "seed": s}, shots=k)
+            for k in spec.dataset.shots
+            for s in spec.dataset.seeds
+        )
+    key = spec.dataset.subset_file_key
+    if key is None:
+        return (Draw("train"),)
+    chosen = subset_file or data_root(key)
+    if chosen is None:
+        require_data_root(key, f"task {spec.name}'s subset file (or pass --subset-file)")
+    if not Path(chosen).expanduser().is_file():
+        raise UserError(f"task {spec.name}: subset file {chosen} does not exist")
+    return (Draw("train", {"subset_file": chosen}),)
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def evaluate(
+    task: str | TaskSpec,
+    *,
+    ckpt: str | os.PathLike[str] | None = None,
+    encoder: Encoder | None = None,
+    which: str | None = None,
+    data: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    shots: Iterable[int] | None = None,
+    subset_file: str | os.PathLike[str] | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    skip_bad_images: bool = False,
+    include_paths: Iterable[str | os.PathLike[str]] = (),
+    device: str | None = None,
+    extraction: ExtractOptions = ExtractOptions(),
+    results_dir: str | os.PathLike[str] | None = "results",
+) -> RunResult:
+    """Run ``task`` on a checkpoint (``ckpt``) or a loaded ``encoder``; write and return its record.
+
+    ``params`` override the task's probe parameters, ``data_options`` its dataset adapter's;
+    ``results_dir=None`` returns the record without writing anything.
+    """
+    job = prepare(
+        task,
+        data=data,
+        params=params,
+        shots=shots,
+        subset_file=subset_file,
+        data_options=data_options,
+        skip_bad_images=skip_bad_images,
+        include_paths=include_paths,
+    )
+    said: list[str] = []
+    if encoder is None:
+        if ckpt is None:
+            raise UserError("evaluate needs ckpt= or encoder=")
+        from ijepa_eval.models import load_encoder
+
+        with collect_warnings() as said:
+            encoder = load_encoder(ckpt, which)
+    return run_job(
+        job, encoder, device=device, extraction=extraction, results_dir=results_dir, notes=said
+    )
+
+
+def run_job(
+    job: Job,
+    encoder: Encoder,
+    *,
+    device: str | None = None,
+    extraction: ExtractOptions = ExtractOptions(),
+    results_dir: str | os.PathLike[str] | None = "results",
+    notes: Sequence[str] = (),
+    sweep: dict[str, Any] | None = None,
+) -> RunResult:
+    """Extract the job's inputs through the cache, run its probe, record and write the run."""
+    started = time.perf_counter()
+    with collect_warnings() as said:
+        blocks = needed_blocks(job, encoder)
+        inputs = extract_inputs(job, encoder, extraction, blocks)
+        probe_started = time.perf_counter()
+        result = run_probe(job, inputs, device)
+        probe_s = time.perf_counter() - probe_started
+    timings = {
+        "extract_s": round(inputs.extract_s, 3),
+        "probe_s": round(probe_s, 3),
+        "total_s": round(time.perf_counter() - started, 3),
+    }
+    record = make_record(job, encoder, inputs, result, [*notes, *said], timings, device)
+    record.sweep = sweep
+    if results_dir is None:
+        return RunResult(record)
+    return RunResult(record, write_run(record, result, results_dir))
+
+
+def needed_blocks(job: Job, encoder: Encoder) -> tuple[int, ...]:
+    """The blocks the job's representations read; the probe checks it can use them."""
+    depth = len(encoder.blocks)
+    names = job.spec.probe.representations
+    blocks = tuple(sorted({i for name in names for i in blocks_of(name, depth)}))
+    job.probe.check(names, blocks)
+    if "concatPOOL4" in names and depth < 4:
+        note(f"concatPOOL4 uses the last {depth} blocks: the encoder has only {depth}")
+    return blocks
+
+
+def datasets_of(job: Job) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(label, split, subset)`` of every dataset the job reads, in the order it reads them."""
+    for draw in job.draws:
+        yield draw.label, job.plan.train, draw.subset
+    if job.probe.selects and job.plan.select is not None:
+        yield "select", job.plan.select, {}
+    yield "test", job.plan.test, {}
+
+
+def extract_inputs(
+    job: Job, encoder: Encoder, extraction: ExtractOptions, blocks: tuple[int, ...]
+) -> Inputs:
+    """Every declared input of every split, through the cache; the selection part carved."""
+    spent = 0.0
+    entries: list[dict[str, Any]] = []
+    info: dict[str, dict[str, Any]] = {}
+    parts: dict[str, Part] = {}
+    test_ids = ""
+    num_classes = None
+    for label, split, subset in datasets_of(job):
+        ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
+        started = time.perf_counter()
+        features = extract(
+            encoder,
+            ds,
+            layers=list(blocks),
+            tokens="all" if job.probe.inputs == "tokens" else "none",
+            cache_dir=extraction.cache_dir,
+            batch_size=extraction.batch_size,
+            workers=extraction.workers,
+            progress=extraction.progress,
+            store_dtype=extraction.store_dtype,
+        )
+        spent += time.perf_counter() - started
+        entries.append({"split": label, "key": features.key, "cache_hit": features.hit})
+        info[label] = _describe(ds)
+        if job.probe.inputs == "tokens":
+            x: Any = features.tokens()
+        else:
+            x = representations(features.pooled(), blocks, job.spec.probe.representations, encoder)
+        parts[label] = Part(x, _targets(job, ds, encoder))
+        if label == "test":
+            test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
+        if ds.num_classes is not None:
+            num_classes = ds.num_classes
+    per_draw = []
+    for draw in job.draws:
+        fit, select = _fit_and_select(job, parts[draw.label], parts.get("select"))
+        per_draw.append(
+            (
+                draw,
+                ProbeInputs(
+                    fit=fit,
+                    select=select,
+                    test=parts["test"],
+                    num_classes=num_classes,
+                    representations=job.spec.probe.representations,
+                    blocks=blocks,
+                    num_heads=encoder.arch.num_heads,
+                    grid=encoder.grid,
+                ),
+            )
+        )
+    return Inputs(per_draw, blocks, entries, info, test_ids, spent)
+
+
+def representations(
+    pooled: torch.Tensor, blocks: tuple[int, ...], names: Iterable[str], encoder: Encoder
+) -> dict[str, torch.Tensor]:
+    """Each named representation from per-block pooled features ``(N, L, D)`` (see `blocks_of`)."""
+    x = pooled.float()
+    depth = len(encoder.blocks)
+    return {
+        name: torch.cat([x[:, blocks.index(i)] for i in blocks_of(name, depth)], dim=1)
+        for name in names
+    }
+
+
+def _targets(job: Job, ds: Any, encoder: Encoder) -> torch.Tensor:
+    """Class labels, or depth maps aligned with the encoder's view of each image."""
+    if job.probe.targets == "classes":
+        if ds.targets is None:
+            raise UserError(f"task {job.spec.name} needs class labels; {job.adapter} has none")
+        return torch.as_tensor(np.asarray(ds.targets, dtype=np.int64))
+    to_target = encoder.preprocess.depth_transform()
+    size = encoder.preprocess.img_size
+    maps = torch.empty((len(ds), size, size))  # filled in place: no second copy
+    for i, item in enumerate(ds.items):
+        maps[i] = to_target(ds.load_target(item))
+    return maps
+
+
+def _fit_and_select(job: Job, train: Part, select: Part | None) -> tuple[Part, Part | None]:
+    """The part that fits and the part that selects: a separate split, or a held-out part of
+    train — stratified by class for labels, a seeded random part for dense targets."""
+    if not job.probe.selects:
+        return train, None
+    if select is not None:
+        return train, select
+    fraction = job.plan.holdout or job.spec.dataset.holdout
+    seed = job.spec.dataset.seed
+    if job.probe.targets == "classes":
+        if int(torch.bincount(train.y).max()) < 2:
+            return train, None  # every class has one item: nothing can be held out
+        fit_rows, select_rows = stratified_split(train.y, fraction, seed)
+    else:
+        order = np.random.default_rng(seed).permutation(len(train))
+        cut = max(1, round(len(order) * fraction))
+        select_rows, fit_rows = np.sort(order[:cut]), np.sort(order[cut:])
+    return train.rows(fit_rows), train.rows(select_rows)
+
+
+def run_probe(job: Job, inputs: Inputs, device: str | None) -> ProbeResult:
+    """``probe.run`` on each training draw; several draws (k-shot) are averaged per shot count."""
+    probe = job.probe()
+    results = [(d, probe.run(x, job.config, device)) for d, x in inputs.per_draw]
+    if len(results) == 1 and results[0][0].shots is None:
+        return results[0][1]
+    metrics, stds = {}, {}
+    for k in dict.fromkeys(d.shots for d, _ in results):
+        runs = [r for d, r in results if d.shots == k]
+        for name in runs[0].metrics:
+            values = [r.metrics[name] for r in runs]
+            metrics[f"{name}_{k}shot"] = float(np.mean(values))
+            stds[f"{name}_{k}shot"] = float(np.std(values))
+    draw_name = {d.label: d.label.removeprefix("train_") for d, _ in results}
+    return ProbeResult(
+        metrics=metrics,
+        metrics_std=stds,
+        chosen={draw_name[d.label]: {**r.metrics, **(r.chosen or {})} for d, r in results},
+        grid=[{"draw": draw_name[d.label], **row} for d, r in results for row in r.grid],
+        predictions={
+            **{
+                f"{draw_name[d.label]}/{k}": v for d, r in results for k, v in r.predictions.items()
+            },
+            **{k: v for k, v in results[0][1].predictions.items() if k == "target"},
+        },
+        splits={
+            **{d.label: len(x.fit) + len(x.select or ()) for d, x in inputs.per_draw},
+            "test": len(inputs.per_draw[0][1].test),
+        },
+        seeds={**results[0][1].seeds, "draws": list(job.spec.dataset.seeds)},
+    )
+
+
+def make_record(
+    job: Job,
+    encoder: Encoder,
+    inputs: Inputs,
+    result: ProbeResult,
+    notes: Sequence[str],
+    timings: dict[str, float],
+    device: str | None,
+) -> RunRecord:
+    spec = job.spec
+    missing = [m.name for m in spec.metrics if m.name not in result.metrics]
+    if missing:
+        raise UserError(
+            f"task {spec.name} declares metrics {missing} that its probe does not produce "
+            f"(it gives {', '.join(result.metrics)})"
+        )
+    model = (encoder.info.sha256 if encoder.info else "model")[:8]
+    now = dt.datetime.now(dt.timezone.utc)
+    return RunRecord(
+        task=spec.name,
+        task_version=spec.version,
+        run_id=f"{now:%Y%m%dT%H%M%SZ}-{model}-{uuid.uuid4().hex[:6]}",
+        metrics={m.name: result.metrics[m.name] for m in spec.metrics},
+        metrics_std={
+            m.name: result.metrics_std[m.name] for m in spec.metrics if m.name in result.metrics_std
+        },
+        higher_is_better={m.name: m.higher_is_better for m in spec.metrics},
+        baselines=result.baselines,
+        chosen=result.chosen,
+        grid=result.grid,
+        seeds={"selection_split": spec.dataset.seed, **result.seeds},
+        splits=result.splits or {k: d["items"] for k, d in inputs.datasets.items()},
+        timings=timings,
+        model_info=encoder.info.to_dict() if encoder.info else {},
+        data={
+            "adapter": job.adapter,
+            "root": str(Path(job.root).expanduser().resolve()),
+            "plan": dataclasses.asdict(job.plan),
+            "datasets": inputs.datasets,
+        },
+        features={
+            "layers": list(inputs.blocks),
+            "representations": list(spec.probe.representations),
+            "entries": inputs.entries,
+        },
+        task_spec=spec.to_dict(),
+        notes=list(notes),
+        environment=environment(str(resolve_device(device))),
+        created=now.isoformat(timespec="seconds"),
+        predictions=_predictions_entry(job, inputs, result),
+    )
+
+
+def _predictions_entry(job: Job, inputs: Inputs, result: ProbeResult) -> dict[str, Any] | None:
+    if not result.predictions:
+        return None
+    return {
+        "split": job.plan.test,
+        "items": len(inputs.per_draw[0][1].test),
+        "item_ids_sha256": inputs.test_ids_sha256,
+        "arrays": sorted(result.predictions),
+    }
+
+
+def write_run(record: RunRecord, result: ProbeResult, results_dir: str | os.PathLike[str]) -> Path:
+    """The head weights and predictions beside the record, then the record itself (last, so a
+    record that exists always has its files)."""
+    folder = Path(results_dir) / "runs" / record.task
+    if result.artifacts:
+        head = folder / f"{record.run_id}.head.safetensors"
+        with atomic.atomic_path(head) as tmp:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in result.artifacts.items()}
+            save_file(tensors, str(tmp))
+        record.head_weights = head.name
+    if record.predictions is not None:
+        preds = folder / f"{record.run_id}.preds.npz"
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **result.predictions)
+        atomic.write_bytes(preds, buffer.getvalue())
+        record.predictions["file"] = preds.name
+    return record.write(results_dir)
+
+
+def _describe(ds: Any) -> dict[str, Any]:
+    """The dataset part of the record: what was read, and fingerprints to tell it again."""
+    targets = getattr(ds, "targets", None)
+    labels = None
+    if targets is not None:
+        labels = hashlib.sha256(np.asarray(targets, dtype=np.int64).tobytes()).hexdigest()
+    return {
+        "split": ds.split,
+        "items": len(ds),
+        # the images' fingerprint is the one extraction just computed (memoised): no second
+        # pass over the files; the labels are hashed on their own
+        "fingerprint": ds.fingerprint(images_only=True),
+        "labels_sha256": labels,
+        "selection": ds.selection,
+        "skipped": len(ds.skipped),
+    }
+
+
+__all__ = [
+    "ExtractOptions",
+    "Job",
+    "RunResult",
+    "SplitPlan",
+    "evaluate",
+    "plan_splits",
+    "prepare",
+    "prepare_tasks",
+    "run_job",
+]
