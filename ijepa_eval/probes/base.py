@@ -80,11 +80,14 @@ class ProbeInputs:
 
     ``select`` is None when the probe does not select, or when nothing could be held out (every
     class has a single training item: the probe falls back to its default setting and says so).
+    ``train`` is every labelled training item: the train split in its own order when ``select``
+    was held out of it, else ``fit`` followed by the separate selection split.
     """
 
     fit: Part
     select: Part | None
     test: Part
+    train: Part  # fit and select together, to refit the chosen setting on (dataset order)
     num_classes: int | None
     representations: tuple[str, ...]
     blocks: tuple[int, ...]
@@ -126,7 +129,7 @@ class Probe:
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Any:
         """The validated ``Config``: unknown keys, wrong types and out-of-range values fail here."""
-        unknown = unknown_key(f"parameter of the {cls.name} probe")
+        unknown = unknown_key("parameter", f"of the {cls.name} probe")
         try:
             return build(cls.Config, dict(params), unknown=unknown, error=ProbeError)
         except ProbeError as exc:

@@ -23,7 +23,6 @@ from ijepa_eval.probes.base import (
     ProbeInputs,
     ProbeResult,
     classification_predictions,
-    joined,
 )
 from ijepa_eval.probes.common import ProbeError, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import classification_metrics
@@ -243,13 +242,12 @@ class LogRegProbe(Probe):
                 fit.x[rep], fit.y, num_classes=inputs.num_classes, config=config, device=device
             )
         else:
-            everything = joined(fit, select)
             result = logreg_choose(
                 fit.x[rep],
                 fit.y,
                 select.x[rep],
                 select.y,
-                refit=(everything.x[rep], everything.y),
+                refit=(inputs.train.x[rep], inputs.train.y),
                 num_classes=inputs.num_classes,
                 config=config,
                 device=device,

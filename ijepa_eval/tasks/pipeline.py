@@ -36,7 +36,7 @@ from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError, collect_warnings
 from ijepa_eval.features import extract
 from ijepa_eval.models.vit import Encoder
-from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe
+from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
 from ijepa_eval.probes.common import note, resolve_device
 from ijepa_eval.probes.split import stratified_split
 from ijepa_eval.schema import did_you_mean
@@ -74,6 +74,7 @@ class Draw:
     label: str  # "train", or "train_2shot_seed1"
     subset: dict[str, Any] = field(default_factory=dict)  # load_dataset's subset arguments
     shots: int | None = None
+    seed: int | None = None  # a k-shot draw's seed also carves its selection part
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _draws(spec: TaskSpec, subset_file: str | os.PathLike[str] | None) -> tuple[
         if not spec.dataset.seeds:
             raise UserError(f"task {spec.name} asks for shots but names no seeds to draw them")
         return tuple(
-            Draw(f"train_{k}shot_seed{s}", {"shots": k, "seed": s}, shots=k)
+            Draw(f"train_{k}shot_seed{s}", {"shots": k, "seed": s}, shots=k, seed=s)
             for k in spec.dataset.shots
             for s in spec.dataset.seeds
         )
@@ -376,7 +377,10 @@ def extract_inputs(
             num_classes = ds.num_classes
     per_draw = []
     for draw in job.draws:
-        fit, select = _fit_and_select(job, parts[draw.label], parts.get("select"))
+        train = parts[draw.label]
+        fit, select = _fit_and_select(job, draw, train, parts.get("select"))
+        if select is not None and "select" in parts:
+            train = joined(fit, select)
         per_draw.append(
             (
                 draw,
@@ -384,6 +388,7 @@ def extract_inputs(
                     fit=fit,
                     select=select,
                     test=parts["test"],
+                    train=train,
                     num_classes=num_classes,
                     representations=job.spec.probe.representations,
                     blocks=blocks,
@@ -421,15 +426,18 @@ def _targets(job: Job, ds: Any, encoder: Encoder) -> torch.Tensor:
     return maps
 
 
-def _fit_and_select(job: Job, train: Part, select: Part | None) -> tuple[Part, Part | None]:
+def _fit_and_select(
+    job: Job, draw: Draw, train: Part, select: Part | None
+) -> tuple[Part, Part | None]:
     """The part that fits and the part that selects: a separate split, or a held-out part of
-    train — stratified by class for labels, a seeded random part for dense targets."""
+    train — stratified by class for labels, a seeded random part for dense targets. The seed is
+    the task's, or a k-shot draw's own (each draw is an independent small training set)."""
     if not job.probe.selects:
         return train, None
     if select is not None:
         return train, select
     fraction = job.plan.holdout or job.spec.dataset.holdout
-    seed = job.spec.dataset.seed
+    seed = job.spec.dataset.seed if draw.seed is None else draw.seed
     if job.probe.targets == "classes":
         if int(torch.bincount(train.y).max()) < 2:
             return train, None  # every class has one item: nothing can be held out
@@ -460,9 +468,12 @@ def run_probe(job: Job, inputs: Inputs, device: str | None) -> ProbeResult:
         metrics_std=stds,
         chosen={draw_name[d.label]: {**r.metrics, **(r.chosen or {})} for d, r in results},
         grid=[{"draw": draw_name[d.label], **row} for d, r in results for row in r.grid],
-        predictions={
+        predictions={  # the test items are the same for every draw: one target array
             **{
-                f"{draw_name[d.label]}/{k}": v for d, r in results for k, v in r.predictions.items()
+                f"{draw_name[d.label]}/{k}": v
+                for d, r in results
+                for k, v in r.predictions.items()
+                if k != "target"
             },
             **{k: v for k, v in results[0][1].predictions.items() if k == "target"},
         },
