@@ -15,7 +15,7 @@ __all__ = lazy_exports(
             "write_leaderboard",
         ),
         "ijepa_eval.results.load": ("Record", "RecordWarning", "load_records", "newest"),
-        "ijepa_eval.results.plot": ("plot_leaderboard",),
+        "ijepa_eval.plots": ("plot_leaderboard",),
         "ijepa_eval.results.reference": ("ReferenceRow", "load_references"),
     },
 )

@@ -22,8 +22,8 @@ from ijepa_eval.features import extract
 from ijepa_eval.features.spec import parse_layers
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
+from ijepa_eval.plots import line_plot
 from ijepa_eval.settings import data_root, require_data_root
-from ijepa_eval.tasks.lineplot import line_plot
 from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.runner import RunResult, SplitPlan, evaluate, plan_splits, resolve_data
 from ijepa_eval.tasks.spec import TaskSpec
