@@ -58,6 +58,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return flat
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_run_is_logged(synth, tmp_path):
     """100 steps on synth images: the loss drops by more than half; eval, CSV and PNG are there."""
     cfg = tiny(synth, tmp_path / "run", "optimization.epochs=25", "eval.every=20", "eval.k=5",
@@ -154,6 +155,7 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(synth, tmp_path):
     assert a.step.tolist() == list(range(1, 13))
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_write_one_checkpoint(synth, tmp_path, torchrun_two):
     overrides = [*TINY, f"data.root={synth}", "optimization.epochs=1", "data.batch_size=8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
