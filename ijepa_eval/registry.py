@@ -29,7 +29,7 @@ class Registry:
     def get(self, name: str) -> Any:
         """The factory for ``name``; an unknown name suggests the closest known ones."""
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=3)
+            close = self.suggest(name)
             if close:
                 hint = f"did you mean {' or '.join(map(repr, close))}?"
             else:
@@ -41,8 +41,16 @@ class Registry:
             entry = self._entries[name] = getattr(importlib.import_module(module), attr)
         return entry
 
+    def suggest(self, name: str, cutoff: float = 0.6) -> list[str]:
+        """Up to three known names close to ``name``, closest first (none: an empty list)."""
+        return difflib.get_close_matches(name, self._entries, n=3, cutoff=cutoff)
+
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def items(self) -> list[tuple[str, Any]]:
+        """(name, factory) pairs in the order they were registered."""
+        return [(name, self.get(name)) for name in self._entries]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -50,6 +51,15 @@ def one_thread():
         torch.set_num_threads(1)
         yield
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def torchrun_two() -> list[str]:
+    """``torchrun`` for two local processes whose rendezvous binds a port the OS picks (c10d on
+    127.0.0.1:0): no fixed --master_port, so concurrent test runs never collide."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return [str(torchrun), "--nnodes", "1", "--nproc_per_node", "2",
+            "--rdzv-backend", "c10d", "--rdzv-endpoint", "127.0.0.1:0"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -121,7 +122,7 @@ class _Squares(EvalDataset):
 
 
 def test_custom_adapter_gets_the_common_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load.DATASETS, "_entries", dict(load.DATASETS._entries))
+    monkeypatch.setattr(load, "DATASETS", copy.deepcopy(load.DATASETS))  # "squares" stays here
     register_dataset("squares", _Squares)
     ds = load_dataset("squares", "nowhere", n=5, shots=1, seed=3)
     assert len(ds) == 2 and ds.label_histogram() == {"even": 1, "odd": 1}

@@ -96,6 +96,7 @@ def test_corrupt_image_names_the_row(tmp_path: Path) -> None:
     assert len(load_dataset("hf", tmp_path / "bad", skip_bad_images=True)) == 0
 
 
+@pytest.mark.slow
 def test_hub_name_offline_is_a_clear_one_line_error(tmp_path: Path) -> None:
     env = {
         **os.environ,

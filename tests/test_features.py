@@ -205,6 +205,7 @@ print("done")
 """
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_and_matches(folder, tmp_path, official_ckpt):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(_SCRIPT))
@@ -243,18 +244,14 @@ def test_kill_9_then_rerun_resumes_and_matches(folder, tmp_path, official_ckpt):
     assert torch.equal(got.pooled(), fresh.pooled())
 
 
-def test_torchrun_two_processes_equal_one(folder, tmp_path, official_ckpt):
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one(folder, tmp_path, official_ckpt, torchrun_two):
     args = ["extract", "--ckpt", str(official_ckpt), "--data", str(folder), "--layers", "all"]
     args += ["--store", "float32", "--shard-size", "5", "--workers", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = Path(sys.executable).with_name("torchrun")
     two = subprocess.run(
         [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29517",
+            *torchrun_two,
             "-m",
             "ijepa_eval",
             *args,

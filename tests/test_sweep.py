@@ -14,8 +14,8 @@ from ijepa_eval.cli import app
 from ijepa_eval.data.synth import generate_clevr
 from ijepa_eval.errors import UserError
 from ijepa_eval.features.store import FeatureStore
+from ijepa_eval.plots import line_plot, nice_ticks
 from ijepa_eval.tasks import ExtractOptions, get_task
-from ijepa_eval.tasks.lineplot import line_plot, nice_ticks
 from ijepa_eval.tasks.sweep import sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention

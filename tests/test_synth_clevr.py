@@ -33,7 +33,7 @@ def scenes(root: Path, split: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,000 scenes, small pixels: enough for every label to show up."""
+    """2,000 scenes, small pixels: enough for every label to show up (~18 s: its tests are slow)."""
     root = tmp_path_factory.mktemp("synth") / "CLEVR_v1.0"
     generate_clevr(root, train=1600, val=400, size=32, seed=0, workers=2, progress=False)
     return root
@@ -95,6 +95,7 @@ def test_rerun_resumes_and_extends(tmp_path: Path) -> None:
         generate_clevr(root, train=6, val=0, size=32, progress=False)
 
 
+@pytest.mark.slow
 def test_adapters_see_every_count_and_distance_class(big: Path) -> None:
     counts = load_dataset("clevr_count", big, "train")
     dists = load_dataset("clevr_dist", big, "train")
@@ -110,6 +111,7 @@ def test_adapters_see_every_count_and_distance_class(big: Path) -> None:
     assert len(depth_set) == 400 and depth_set[0][1].shape == (32, 32)
 
 
+@pytest.mark.slow
 def test_nearest_depths_span_clevr_range_and_objects_do_not_touch(big: Path) -> None:
     nearest = []
     for scene in scenes(big, "train") + scenes(big, "val"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +58,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return flat
 
 
+@pytest.mark.slow
 def test_loss_falls_and_the_run_is_logged(synth, tmp_path):
     """100 steps on synth images: the loss drops by more than half; eval, CSV and PNG are there."""
     cfg = tiny(synth, tmp_path / "run", "optimization.epochs=25", "eval.every=20", "eval.k=5",
@@ -155,12 +155,12 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(synth, tmp_path):
     assert a.step.tolist() == list(range(1, 13))
 
 
-def test_torchrun_two_processes_train_and_write_one_checkpoint(synth, tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_write_one_checkpoint(synth, tmp_path, torchrun_two):
     overrides = [*TINY, f"data.root={synth}", "optimization.epochs=1", "data.batch_size=8"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29633", "-m", "ijepa_eval",
+        [*torchrun_two, "-m", "ijepa_eval",
          "pretrain", "--config", "vit_tiny_synth", "--out", str(tmp_path / "run"), *overrides],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip

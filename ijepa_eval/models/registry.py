@@ -7,7 +7,6 @@ files in ``IJEPA_EVAL_REGISTRY`` (``os.pathsep``-separated); a name defined twic
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from ijepa_eval.errors import UserError
 from ijepa_eval.paths import resource_path
+from ijepa_eval.registry import Registry
 from ijepa_eval.yaml_file import read_yaml
 
 
@@ -53,27 +53,33 @@ def registry_files() -> list[Path]:
     ]
 
 
-def load_registry() -> dict[str, RegistryEntry]:
-    entries: dict[str, RegistryEntry] = {}
+def checkpoint_registry() -> Registry:
+    """Every entry of `registry_files`, in file order; a name defined twice is an error."""
+    registry = Registry("checkpoint", UserError)
     for path in registry_files():
         for name, raw in _read(path).items():
-            if name in entries:
+            if name in registry:  # said before judging the entry, and naming the second file
                 raise UserError(f"checkpoint name {name!r} is defined twice (again in {path})")
-            entries[name] = _entry(name, raw, path)
-    return entries
+            registry.register(name, _entry(name, raw, path))
+    return registry
+
+
+def load_registry() -> dict[str, RegistryEntry]:
+    """Name → entry, in the order the registry files list them."""
+    return dict(checkpoint_registry().items())
 
 
 def lookup(spec: str) -> RegistryEntry | None:
     """The entry named ``spec``, or whose download file name is ``spec``; None if neither."""
-    entries = load_registry()
-    if spec in entries:
-        return entries[spec]
-    return next((e for e in entries.values() if e.filename == spec), None)
+    registry = checkpoint_registry()
+    if spec in registry:
+        return registry.get(spec)
+    return next((e for _, e in registry.items() if e.filename == spec), None)
 
 
 def suggest(spec: str) -> list[str]:
-    names = list(load_registry())
-    return difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
+    """Known checkpoint names close to ``spec``, for a did-you-mean."""
+    return checkpoint_registry().suggest(spec, cutoff=0.5)
 
 
 def _read(path: Path) -> dict[str, Any]:

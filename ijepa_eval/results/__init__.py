@@ -16,7 +16,7 @@ __all__ = lazy_exports(
         ),
         "ijepa_eval.results.load": ("RecordWarning", "load_records", "newest"),
         "ijepa_eval.tasks.record": ("RunRecord",),
-        "ijepa_eval.results.plot": ("plot_leaderboard",),
+        "ijepa_eval.plots": ("plot_leaderboard",),
         "ijepa_eval.results.reference": ("ReferenceRow", "load_references"),
     },
 )

@@ -49,9 +49,9 @@ def leaderboard(
 ) -> None:
     """Tabulate the newest run of each (model, task) as Markdown or CSV, optionally with charts."""
     fmt = fmt or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
+    from ijepa_eval.plots import plot_leaderboard
     from ijepa_eval.results.leaderboard import check_format, render, write_leaderboard
     from ijepa_eval.results.leaderboard import leaderboard as build_leaderboard
-    from ijepa_eval.results.plot import plot_leaderboard
 
     check_format(fmt)  # before reading anything
     board = _with_warnings(lambda: build_leaderboard(results, reference))

@@ -20,8 +20,8 @@ from ijepa_eval.errors import UserError
 from ijepa_eval.features.spec import parse_layers
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
+from ijepa_eval.plots import line_plot
 from ijepa_eval.probes.base import probe_registry
-from ijepa_eval.tasks.lineplot import line_plot
 from ijepa_eval.tasks.pipeline import (
     ExtractOptions,
     Job,

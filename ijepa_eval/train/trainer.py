@@ -54,10 +54,10 @@ from ijepa_eval.data import load_dataset
 from ijepa_eval.dist import world
 from ijepa_eval.errors import UserError
 from ijepa_eval.models.vit import apply_masks
+from ijepa_eval.plots import plot_curves
 from ijepa_eval.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ijepa_eval.train import checkpoint
 from ijepa_eval.train.config import PretrainConfig
-from ijepa_eval.train.curves import plot_curves
 from ijepa_eval.train.init import new_encoder
 from ijepa_eval.train.log import TrainLog
 from ijepa_eval.train.masks import MultiBlockMasks
