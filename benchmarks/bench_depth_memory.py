@@ -32,8 +32,8 @@ spec = replace(spec, probe=replace(spec.probe, representations=("linear4",)))
 start = time.perf_counter()
 encoder = ie.load_encoder(ckpt, img_size=size)
 result = evaluate(spec, encoder=encoder, data=data, results_dir=results,
-                  probe_params={"epochs": 1, "lrs": [0.01]}, store_dtype="float32",
-                  progress=False)
+                  params={"epochs": 1, "lrs": [0.01]},
+                  extraction=ie.ExtractOptions(store_dtype="float32", progress=False))
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "seconds": time.perf_counter() - start, "metrics": result.record["metrics"],
     "baseline": result.record["baselines"]["train_mean_depth_map"],

@@ -55,7 +55,16 @@ class CheckpointOptions:
 
     def spec(self, *, quiet: bool = False) -> str:
         """``--ckpt``, or the registry's default checkpoint (said aloud)."""
-        return resolve_ckpt(self.ckpt, quiet=quiet)
+        if self.ckpt is not None:
+            return self.ckpt
+        from ijepa_eval.models.registry import default_checkpoint
+
+        name = default_checkpoint()
+        if not quiet:
+            console.print(
+                f"[dim]no --ckpt: using the default checkpoint {name}[/]", highlight=False
+            )
+        return name
 
 
 @dataclass(frozen=True)
@@ -218,18 +227,6 @@ def with_options(command: Callable[..., Any]) -> Callable[..., Any]:
     expanded.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     expanded.__annotations__ = {p.name: p.annotation for p in params}
     return expanded
-
-
-def resolve_ckpt(ckpt: str | None, *, quiet: bool = False) -> str:
-    """``--ckpt``, or the registry's default checkpoint (said aloud)."""
-    if ckpt is not None:
-        return ckpt
-    from ijepa_eval.models.registry import default_checkpoint
-
-    name = default_checkpoint()
-    if not quiet:
-        console.print(f"[dim]no --ckpt: using the default checkpoint {name}[/]", highlight=False)
-    return name
 
 
 def load_encoder_loudly(

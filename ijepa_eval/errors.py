@@ -25,12 +25,15 @@ class DataError(UserError):
 
 @contextlib.contextmanager
 def collect_warnings() -> Iterator[list[str]]:
-    """Catch every warning raised inside (each occurrence, not once per place) as text.
+    """Catch every warning raised inside (each occurrence, not once per place) as text; the
+    list is filled when the block ends.
 
     The one way warnings reach the user: commands print them, run records keep them as notes.
     """
+    messages: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        messages: list[str] = []
-        yield messages
-    messages.extend(str(w.message) for w in caught)
+        try:
+            yield messages
+        finally:  # filled on the way out, also when the block fails
+            messages.extend(str(w.message) for w in caught)

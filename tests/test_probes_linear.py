@@ -22,7 +22,7 @@ from ijepa_eval.probes import (
     linear_probe,
     stratified_split,
 )
-from ijepa_eval.probes.linear import _batches
+from ijepa_eval.probes.linear import batch_order
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
 
@@ -103,7 +103,7 @@ def reference_head(x, y, row, cfg, opt_cls) -> LinearHead:
         opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / steps))
     )
     head.train()
-    for idx in _batches(len(y), cfg.batch(len(y)), steps, cfg.seed, torch.device("cpu")):
+    for idx in batch_order(len(y), cfg.batch(len(y)), steps, cfg.seed, torch.device("cpu")):
         opt.zero_grad()
         F.cross_entropy(head(x[idx]), y[idx]).backward()
         opt.step()

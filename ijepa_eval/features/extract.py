@@ -244,7 +244,7 @@ class _Run:
         total = sum(len(self.entry.shard_range(i)) for i in shards)
         loader = DataLoader(
             self.dataset,
-            batch_sampler=list(self._batches(shards)),
+            batch_sampler=list(self.batch_order(shards)),
             num_workers=self.workers,
             pin_memory=self.dev.type == "cuda",
             prefetch_factor=4 if self.workers else None,
@@ -269,7 +269,7 @@ class _Run:
                     task, description=f"extracting {bar.tasks[0].completed / elapsed:,.1f} img/s"
                 )
 
-    def _batches(self, shards: list[int]) -> Iterator[list[int]]:
+    def batch_order(self, shards: list[int]) -> Iterator[list[int]]:
         for shard in shards:
             r = self.entry.shard_range(shard)
             for start in range(r.start, r.stop, self.batch_size):

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
 from ijepa_eval.probes.common import ProbeError, as_labels, resolve_device
-from ijepa_eval.probes.linear import _batches, select_on_val
+from ijepa_eval.probes.linear import batch_order, select_on_val
 from ijepa_eval.probes.metrics import ClassificationMeter
 
 
@@ -279,7 +279,7 @@ def _train(
     pairs = zip(probes, config.combos, strict=True)
     optimizer = torch.optim.AdamW([g for p, (lr, wd) in pairs for g in _param_groups(p, lr, wd)])
     steps = config.steps(n)
-    batches = _batches(n, config.batch(n), steps, config.seed, torch.device("cpu"))
+    batches = batch_order(n, config.batch(n), steps, config.seed, torch.device("cpu"))
     for t, idx in enumerate(batches):
         rows = np.sort(idx.numpy())  # ascending rows: sequential reads of the memory map
         xb = tokens[rows].to(device).float()

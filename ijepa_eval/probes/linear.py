@@ -219,7 +219,9 @@ def _bf16_mm(a: Tensor, b: Tensor) -> Tensor:
     return (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).float()
 
 
-def _batches(n: int, batch: int, steps: int, seed: int, device: torch.device) -> Iterator[Tensor]:
+def batch_order(
+    n: int, batch: int, steps: int, seed: int, device: torch.device
+) -> Iterator[Tensor]:
     """`steps` batches of indices drawn from consecutive seeded permutations of range(n)."""
     gen = torch.Generator().manual_seed(seed)
     pool = torch.empty(0, dtype=torch.long)
@@ -260,7 +262,7 @@ def _train(
         for rep, x in xs.items()
     }
     steps = config.steps(n)
-    for t, idx in enumerate(_batches(n, config.batch(n), steps, config.seed, device)):
+    for t, idx in enumerate(batch_order(n, config.batch(n), steps, config.seed, device)):
         schedule = 0.5 * (1 + math.cos(math.pi * t / steps))
         yb = y[idx]
         losses = []

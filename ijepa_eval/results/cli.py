@@ -6,7 +6,6 @@ missing, after naming each such metric.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
@@ -15,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from ijepa_eval.errors import collect_warnings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -126,12 +127,12 @@ def check(
 
 def _with_warnings(run: Callable[[], T]) -> T:
     """Run ``run``, printing its warnings (each skipped file, say) in yellow on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    said: list[str] = []
+    try:
+        with collect_warnings() as said:
             return run()
-        finally:
-            for w in caught:
-                err_console.print(
-                    f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
-                )
+    finally:
+        for message in said:
+            err_console.print(
+                f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
+            )

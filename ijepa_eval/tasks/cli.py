@@ -39,17 +39,9 @@ def run_tasks(
 ) -> None:
     """Check every task and parameter, load the encoder once, run each task (features shared
     through the cache). ``request`` adds `prepare` arguments (shots, subset_file)."""
-    from ijepa_eval.tasks.pipeline import prepare_tasks, run_job
+    from ijepa_eval.tasks.pipeline import run_job
 
-    jobs = prepare_tasks(
-        names,
-        params=evaluation.params(),
-        include_paths=evaluation.include_path or (),
-        data=data.data,
-        data_options=data.adapter_options(),
-        skip_bad_images=data.skip_bad_images,
-        **request,
-    )
+    jobs = _prepare(names, data, evaluation, **request)
     encoder = load_encoder_loudly(checkpoint, preprocess)
     for job in jobs:
         console.print(f"[bold]{job.spec.name}[/] — {job.spec.description}", highlight=False)
@@ -61,6 +53,21 @@ def run_tasks(
             results_dir=output.results,
         )
         _print_result(result)
+
+
+def _prepare(names: list[str], data: DataOptions, evaluation: EvalOptions, **request: Any):
+    """Every task and parameter checked (`prepare_tasks`), before anything loads."""
+    from ijepa_eval.tasks.pipeline import prepare_tasks
+
+    return prepare_tasks(
+        names,
+        params=evaluation.params(),
+        include_paths=evaluation.include_path or (),
+        data=data.data,
+        data_options=data.adapter_options(),
+        skip_bad_images=data.skip_bad_images,
+        **request,
+    )
 
 
 def _print_result(result) -> None:
@@ -225,17 +232,9 @@ def sweep_command(
     ] = None,
 ) -> None:
     """Probe every block of an encoder on one task: a run record per block and a PNG plot."""
-    from ijepa_eval.tasks.pipeline import prepare_tasks
     from ijepa_eval.tasks.sweep import sweep
 
-    (job,) = prepare_tasks(
-        [task],
-        params=evaluation.params(),
-        include_paths=evaluation.include_path or (),
-        data=data.data,
-        data_options=data.adapter_options(),
-        skip_bad_images=data.skip_bad_images,
-    )
+    (job,) = _prepare([task], data, evaluation)
     encoder = load_encoder_loudly(checkpoint, preprocess)
     result = sweep(
         job,
