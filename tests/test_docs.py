@@ -296,6 +296,17 @@ def test_output_matching_convention():
     assert match_output("features: 1/2 ...", out) == "features: 1/2 ..."
 
 
+def test_a_wrong_output_or_status_fails_loudly(tmp_path: Path):
+    env = _environment(tmp_path)
+    wants_moon = Block("p.md", 1, 5, "text", "hello ... moon\n")
+    with pytest.raises(pytest.fail.Exception, match="lacks the line 'hello ... moon'"):
+        _run_bash(Block("p.md", 0, 1, "bash", "echo hello world\n", wants_moon), tmp_path, env)
+    with pytest.raises(pytest.fail.Exception, match="exited with status 3"):
+        _run_bash(Block("p.md", 0, 1, "bash", "exit 3\n", wants_moon), tmp_path, env)
+    with pytest.raises(pytest.fail.Exception, match="lacks the line 'hello ... moon'"):
+        _run_python(Block("p.md", 0, 1, "python", "print('hello sun')\n", wants_moon), {})
+
+
 def test_rules_catch_unchecked_blocks():
     bad = [
         Block("p.md", 0, 1, "bash", "echo hi\n"),
