@@ -22,7 +22,8 @@ The convention, for whoever writes a page:
   first expected line not found, and the whole output.
 - ```` ```yaml ```` and ```` ```json ```` blocks must start with
   ``# file: PATH``: they are parsed and written to PATH (relative to the folder) for the blocks
-  after them.
+  after them. A ```` ```python ```` block may start so too (a module to show, e.g. a probe): it
+  is compiled and written, not run; a later block checks or uses it.
 - A block whose first line is ``# not run here: <reason>`` is not run; the reader sees the
   reason. Each such block is collected as its own skipped test (``test_block_not_run``), so the
   count and the reasons show in the summary; keep them few.
@@ -113,7 +114,7 @@ def check_rules(block: Block) -> None:
         if block.not_run_reason == "":
             raise AssertionError(f"{block.where}: '{NOT_RUN}' needs a reason")
         return
-    if block.lang == "python":
+    if block.lang == "python" and not block.first_line.startswith(FILE):
         if block.expected is None and not re.search(r"^\s*assert\b", block.code, re.M):
             raise AssertionError(
                 f"{block.where}: a python block needs an assert or a ```text block"
@@ -121,7 +122,7 @@ def check_rules(block: Block) -> None:
     elif block.lang == "bash":
         if block.expected is None:
             raise AssertionError(f"{block.where}: a bash block needs a ```text block after it")
-    elif block.lang in ("yaml", "json"):
+    elif block.lang in ("yaml", "json", "python"):
         if not block.first_line.startswith(FILE):
             raise AssertionError(
                 f"{block.where}: a {block.lang} block must start with '{FILE} PATH'"
@@ -169,7 +170,11 @@ def _check_output(block: Block, output: str) -> None:
 def _write_file(block: Block, folder: Path) -> None:
     first, _, rest = block.code.lstrip("\n").partition("\n")
     dest = folder / first[len(FILE) :].strip()
-    loads = {"yaml": yaml.safe_load, "json": json.loads}[block.lang]
+    loads = {
+        "yaml": yaml.safe_load,
+        "json": json.loads,
+        "python": lambda text: compile(text, str(dest), "exec"),
+    }[block.lang]
     loads(rest)  # a page never shows a file that does not parse
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(rest)
@@ -252,7 +257,7 @@ def test_page_blocks_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     try:
         with threadpool_limits(1):
             for block in _runnable(blocks):
-                if block.lang == "python":
+                if block.lang == "python" and not block.first_line.startswith(FILE):
                     _run_python(block, namespace)
                 elif block.lang == "bash":
                     _run_bash(block, tmp_path, env)

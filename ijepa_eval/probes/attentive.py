@@ -29,7 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
+from ijepa_eval.probes.base import (
+    CLASSIFICATION_METRICS,
+    Probe,
+    ProbeInputs,
+    ProbeResult,
+    classification_predictions,
+)
 from ijepa_eval.probes.common import ProbeError, as_labels, resolve_device
 from ijepa_eval.probes.linear import batch_order, select_on_val
 from ijepa_eval.probes.metrics import ClassificationMeter
@@ -411,6 +417,7 @@ class AttentiveProbe(Probe):
     """V-JEPA's attentive probe on the patch tokens of one block."""
 
     name = "attentive"
+    reports = CLASSIFICATION_METRICS
     Config = AttentiveConfig
     inputs = "tokens"
 

@@ -11,6 +11,8 @@ YAML as ``type: package.module:Class``). It declares
 - ``targets``: ``"classes"`` (int64 labels) or ``"depth"`` (``(N, H, W)`` maps in metres);
 - ``selects``: whether it chooses hyper-parameters on a selection split (k-NN does not);
 - ``sweepable``: whether the layer sweep can run it one block at a time;
+- ``reports``: the metrics ``run`` returns, when they do not depend on the config (else
+  `Probe.metric_names` says), so a task asking for others fails before any work;
 
 and implements ``run(inputs, config, device) -> ProbeResult``. The evaluation pipeline
 (`ijepa_eval.tasks.pipeline`) does everything else the same way for every probe: the splits,
@@ -125,6 +127,7 @@ class Probe:
     targets: ClassVar[str] = "classes"
     selects: ClassVar[bool] = True
     sweepable: ClassVar[bool] = True
+    reports: ClassVar[tuple[str, ...] | None] = None  # None: not known before the run
 
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Any:
@@ -143,11 +146,19 @@ class Probe:
         """Refuse representations this probe cannot read (before anything is extracted)."""
 
     @classmethod
+    def metric_names(cls, config: Any) -> tuple[str, ...] | None:
+        """The metrics `run` reports with ``config`` (None: not known in advance)."""
+        return cls.reports
+
+    @classmethod
     def parameters(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls.Config)]
 
     def run(self, inputs: ProbeInputs, config: Any, device: str | None) -> ProbeResult:
         raise NotImplementedError
+
+
+CLASSIFICATION_METRICS = ("top1", "top5", "mean_per_class_acc")
 
 
 def top5(scores: Tensor) -> np.ndarray:

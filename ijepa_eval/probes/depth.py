@@ -257,6 +257,7 @@ class DepthProbe(Probe):
     """A linear bin head per learning rate on patch tokens, chosen by validation RMSE."""
 
     name = "depth"
+    reports = tuple(DEPTH_METRICS)
     Config = DepthConfig
     inputs = "tokens"
     targets = "depth"

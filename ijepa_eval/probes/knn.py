@@ -148,6 +148,10 @@ class KnnProbe(Probe):
     Config = KnnConfig
     selects = False
 
+    @classmethod
+    def metric_names(cls, config: KnnConfig) -> tuple[str, ...]:
+        return tuple(f"top{n}_k{k}" for n in (1, 5) for k in config.ks)
+
     def run(self, inputs: ProbeInputs, config: KnnConfig, device: str | None) -> ProbeResult:
         rep = inputs.representations[0]
         fit, test = inputs.fit, inputs.test

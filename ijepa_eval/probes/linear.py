@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
+from ijepa_eval.probes.base import (
+    CLASSIFICATION_METRICS,
+    Probe,
+    ProbeInputs,
+    ProbeResult,
+    classification_predictions,
+)
 from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, note, resolve_device
 from ijepa_eval.probes.metrics import ClassificationMeter
 
@@ -469,6 +475,7 @@ class LinearProbe(Probe):
     refit on fit + selection, tested once."""
 
     name = "linear"
+    reports = CLASSIFICATION_METRICS
     Config = LinearGridConfig
 
     def run(self, inputs: ProbeInputs, config: LinearGridConfig, device: str | None) -> ProbeResult:

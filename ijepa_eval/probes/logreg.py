@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ijepa_eval.probes.base import (
+    CLASSIFICATION_METRICS,
     Probe,
     ProbeInputs,
     ProbeResult,
@@ -232,6 +233,7 @@ class LogRegProbe(Probe):
     """L2 logistic regression on one representation, C chosen on the selection split."""
 
     name = "logreg"
+    reports = CLASSIFICATION_METRICS
     Config = LogRegConfig
 
     def run(self, inputs: ProbeInputs, config: LogRegConfig, device: str | None) -> ProbeResult:

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult, classification_predictions
+from ijepa_eval.probes.base import (
+    CLASSIFICATION_METRICS,
+    Probe,
+    ProbeInputs,
+    ProbeResult,
+    classification_predictions,
+)
 from ijepa_eval.probes.common import ProbeError, check_pair
 from ijepa_eval.probes.metrics import classification_metrics
 
@@ -27,6 +33,7 @@ class NearestMeanConfig:
 
 class NearestMeanProbe(Probe):
     name = "nearest_mean"
+    reports = CLASSIFICATION_METRICS
     Config = NearestMeanConfig
     inputs = "pooled"  # (N, D) features per representation
     targets = "classes"

@@ -138,6 +138,7 @@ def prepare(
     probe = find_probe(spec.probe.type)
     config = probe.parse(params)
     spec = replace(spec, probe=replace(spec.probe, params=params))
+    _check_metrics(spec, probe, config)
     adapter, root = _resolve_data(spec, data)
     options = {**spec.dataset.options, **(data_options or {})}
     if skip_bad_images:
@@ -190,6 +191,21 @@ def scope_params(specs: Sequence[TaskSpec], params: Mapping[str, Any]) -> dict[s
         for name in takers:
             scoped[name][key] = value
     return scoped
+
+
+def _check_metrics(spec: TaskSpec, probe: type[Probe], config: Any) -> None:
+    """The task's metrics are ones its probe reports with these parameters (when it can say)."""
+    names = probe.metric_names(config)
+    if names is None:
+        return
+    if spec.dataset.shots:
+        names = tuple(f"{name}_{k}shot" for name in names for k in spec.dataset.shots)
+    missing = [m.name for m in spec.metrics if m.name not in names]
+    if missing:
+        raise UserError(
+            f"task {spec.name} declares metrics {missing} that its {spec.probe.type} probe does "
+            f"not produce with these parameters (it gives {', '.join(names)})"
+        )
 
 
 def plan_splits(data: DataSpec, available: list[str]) -> SplitPlan:
