@@ -6,11 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install test lint format demo
 
-# --no-compile: byte-compiling every installed file (torch's thousands) costs ~30 s of a fresh
-# install; Python compiles what it imports on first use anyway. The venv's own pip is recent enough.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile -e ".[test]"
+	$(PY) -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
 install: $(STAMP)

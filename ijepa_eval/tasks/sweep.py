@@ -21,7 +21,7 @@ from ijepa_eval.features.spec import parse_layers
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
 from ijepa_eval.plots import line_plot
-from ijepa_eval.probes.base import probe_registry
+from ijepa_eval.probes.base import Probe, find_probe, probe_registry
 from ijepa_eval.tasks.pipeline import (
     ExtractOptions,
     Job,
@@ -30,7 +30,18 @@ from ijepa_eval.tasks.pipeline import (
     prepare,
     run_job,
 )
+from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.spec import TaskSpec
+
+
+def _check_sweepable(spec: TaskSpec, probe: type[Probe]) -> None:
+    if not probe.sweepable:
+        probes = probe_registry()
+        sweepable = [name for name in probes.names() if probes.get(name).sweepable]
+        raise UserError(
+            f"task {spec.name} uses the {spec.probe.type} probe, which cannot be swept block by "
+            f"block; the sweep runs tasks whose probe is one of {', '.join(sweepable)}"
+        )
 
 
 @dataclass
@@ -66,17 +77,12 @@ def sweep(
     ``plot``, or by default ``<results>/sweeps/<task>-<model>-<time>.png`` (none when both
     ``results_dir`` and ``plot`` are None).
     """
-    job = task if isinstance(task, Job) else prepare(
-        task, data=data, params=params, include_paths=include_paths
-    )  # fmt: skip
-    spec = job.spec
-    if not job.probe.sweepable:
-        probes = probe_registry()
-        sweepable = [name for name in probes.names() if probes.get(name).sweepable]
-        raise UserError(
-            f"task {spec.name} uses the {spec.probe.type} probe, which cannot be swept block by "
-            f"block; the sweep runs tasks whose probe is one of {', '.join(sweepable)}"
-        )
+    if not isinstance(task, Job):
+        spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
+        _check_sweepable(spec, find_probe(spec.probe.type))
+        task = prepare(spec, data=data, params=params, include_paths=include_paths)
+    job, spec = task, task.spec
+    _check_sweepable(spec, job.probe)
     if encoder is None:
         if ckpt is None:
             raise UserError("sweep needs ckpt= or encoder=")
