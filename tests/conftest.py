@@ -8,6 +8,10 @@ import sys
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub is imported anywhere
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# rich fixes a console's width when it is created if COLUMNS is set then (pytest-xdist workers
+# inherit one): unset, each CLI test's own COLUMNS decides, in a worker as in a single process
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 from pathlib import Path  # noqa: E402
 

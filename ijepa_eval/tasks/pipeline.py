@@ -24,18 +24,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from ijepa_eval import atomic
 from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError, collect_warnings
-from ijepa_eval.features import extract
-from ijepa_eval.models.vit import Encoder
 from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
 from ijepa_eval.probes.common import note, resolve_device
 from ijepa_eval.probes.split import stratified_split
@@ -44,6 +41,9 @@ from ijepa_eval.settings import data_root, require_data_root
 from ijepa_eval.tasks.record import RunRecord, environment
 from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, blocks_of
+
+if TYPE_CHECKING:  # timm and the model code load when a job runs, not when it is checked
+    from ijepa_eval.models.vit import Encoder
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,8 @@ def extract_inputs(
     job: Job, encoder: Encoder, extraction: ExtractOptions, blocks: tuple[int, ...]
 ) -> Inputs:
     """Every declared input of every split, through the cache; the selection part carved."""
+    from ijepa_eval.features import extract
+
     spent = 0.0
     entries: list[dict[str, Any]] = []
     info: dict[str, dict[str, Any]] = {}
@@ -568,6 +570,8 @@ def _predictions_entry(job: Job, inputs: Inputs, result: ProbeResult) -> dict[st
 def write_run(record: RunRecord, result: ProbeResult, results_dir: str | os.PathLike[str]) -> Path:
     """The head weights and predictions beside the record, then the record itself (last, so a
     record that exists always has its files)."""
+    from safetensors.torch import save_file
+
     folder = Path(results_dir) / "runs" / record.task
     if result.artifacts:
         head = folder / f"{record.run_id}.head.safetensors"
