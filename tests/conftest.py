@@ -20,6 +20,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from helpers import OFFICIAL  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one worker per core: threads would only contend
+    torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``gpu`` skip cleanly where there is no CUDA device (CI has none)."""
