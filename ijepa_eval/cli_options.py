@@ -15,13 +15,14 @@ Groups: `CheckpointOptions` (which weights), `PreprocessOptions` (how images are
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 import typer
 from rich.console import Console
@@ -30,9 +31,21 @@ from ijepa_eval.errors import UserError, collect_warnings
 
 console = Console()
 
+# Options that commands outside the groups take too (`cache …`, `data info`), declared once.
+CacheDirOption = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+    typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
+]
+AdapterOption = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE (repeatable)."),
+]
+
 
 @dataclass(frozen=True)
 class CheckpointOptions:
+    panel: ClassVar[str] = "Checkpoint"  # the --help section
+
     ckpt: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
         typer.Option(
@@ -69,6 +82,8 @@ class CheckpointOptions:
 
 @dataclass(frozen=True)
 class PreprocessOptions:
+    panel: ClassVar[str] = "Preprocessing"  # the --help section
+
     img_size: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option("--img-size", help="Evaluation resolution (position embedding is resized)."),
@@ -119,6 +134,8 @@ class PreprocessOptions:
 
 @dataclass(frozen=True)
 class DataOptions:
+    panel: ClassVar[str] = "Data"  # the --help section
+
     data: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -127,10 +144,7 @@ class DataOptions:
             "configured location.",
         ),
     ] = None
-    option: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE (repeatable)."),
-    ] = None
+    option: AdapterOption = None
     skip_bad_images: Annotated[
         bool, typer.Option("--skip-bad-images", help="Leave out unreadable images (counted).")
     ] = False
@@ -143,10 +157,9 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class ExtractionOptions:
-    cache_dir: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-    ] = None
+    panel: ClassVar[str] = "Features"  # the --help section
+
+    cache_dir: CacheDirOption = None
     batch_size: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option("--batch-size", help="Images per forward (default 256 GPU, 32 CPU)."),
@@ -166,6 +179,8 @@ class ExtractionOptions:
 
 @dataclass(frozen=True)
 class EvalOptions:
+    panel: ClassVar[str] = "Evaluation"  # the --help section
+
     probe_param: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(
@@ -193,6 +208,8 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class OutputOptions:
+    panel: ClassVar[str] = "Output"  # the --help section
+
     results: Annotated[
         Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
     ] = Path("results")
@@ -212,7 +229,10 @@ def with_options(command: Callable[..., Any]) -> Callable[..., Any]:
         groups[param.name] = (group, [f.name for f in fields])
         params += [
             inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name]
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=f.default,
+                annotation=_in_panel(hints[f.name], group.panel),
             )
             for f in fields
         ]
@@ -227,6 +247,18 @@ def with_options(command: Callable[..., Any]) -> Callable[..., Any]:
     expanded.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     expanded.__annotations__ = {p.name: p.annotation for p in params}
     return expanded
+
+
+def _in_panel(annotation: Any, panel: str) -> Any:
+    """``Annotated[T, typer.Option(...)]`` with the option shown under ``panel`` in --help."""
+    kind, *extras = typing.get_args(annotation)
+    shown = []
+    for extra in extras:
+        if isinstance(extra, typer.models.OptionInfo) and extra.rich_help_panel is None:
+            extra = copy.copy(extra)
+            extra.rich_help_panel = panel
+        shown.append(extra)
+    return Annotated[(kind, *shown)]
 
 
 def load_encoder_loudly(

@@ -70,6 +70,7 @@ def test_models_lists_the_registry():
     assert entries["ijepa_tiny_synth"]["default"] is True
 
 
+@pytest.mark.slow
 def test_runs_as_python_module():
     result = subprocess.run(
         [sys.executable, "-m", "ijepa_eval", "--help"], capture_output=True, text=True, timeout=120
@@ -97,6 +98,7 @@ def _heavy_modules_after(argv: list[str]) -> list[str]:
     return out.stdout.split("\n")[-2].split()
 
 
+@pytest.mark.slow
 def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
     # `import torch` alone costs seconds and ~0.5 GB: --help, listing tasks and models,
     # leaderboards and CI checks must not pay it (the package exports resolve lazily)
@@ -121,6 +123,7 @@ def test_lazy_package_exports_resolve_and_list():
         ie.no_such_name  # noqa: B018
 
 
+@pytest.mark.slow
 def test_exported_function_named_like_its_module_is_not_hidden_by_it():
     # importing ijepa_eval.features.extract (the module) must not rebind the package's
     # `extract` (the function) to it; run fresh so the import order is the harmful one

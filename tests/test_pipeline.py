@@ -270,3 +270,16 @@ def test_a_record_never_holds_nan(tmp_path):
     with pytest.raises(ie.UserError, match=r"not a finite number in the record \(metrics top1\)"):
         record.write(tmp_path)
     assert not any(tmp_path.rglob("*.json")) and not any(tmp_path.rglob("*.tmp"))
+
+
+def test_every_evaluation_command_takes_the_same_option_groups():
+    shared = ["--ckpt", "--img-size", "--data", "--option", "--cache-dir", "--probe-param"]
+    for command in ("run", "linprobe", "lowshot", "clevr", "knn", "sweep"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        for option in shared:
+            assert option in shown.output, (command, option)
+        for panel in ("Checkpoint", "Preprocessing", "Data", "Features", "Evaluation", "Output"):
+            assert f"─ {panel} ─" in shown.output, (command, panel)
+    info = runner.invoke(app, ["info", "--help"], env={"COLUMNS": "200"}).output
+    assert "─ Checkpoint ─" in info and "--img-size" in info and "--data" not in info

@@ -77,6 +77,7 @@ class CountingTokens:
         return self.x[torch.from_numpy(np.asarray(rows))]
 
 
+@pytest.mark.slow
 def test_attentive_probe_reads_the_needle_that_mean_pooling_averages_away(toy):
     (x, y), (vx, vy), (tx, ty) = toy
     result = attentive_probe(

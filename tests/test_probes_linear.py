@@ -127,6 +127,7 @@ def sklearn_tuned_test_top1(data) -> float:
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # at C = 100
+@pytest.mark.slow
 def test_chosen_head_is_within_one_point_of_tuned_sklearn(data):
     result = linear_probe(*data, num_classes=NUM_CLASSES, config=FAST)
     assert len(result.grid.rows) == 2 * 2 * 13 * 2

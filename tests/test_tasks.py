@@ -119,6 +119,7 @@ def test_test_labels_never_influence_the_choice(classes, tmp_path, official_ckpt
     }
 
 
+@pytest.mark.slow
 def test_kshot_is_reproducible(classes, tmp_path, official_ckpt):
     enc = ie.load_encoder(official_ckpt)
     runs = [

@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ijepa_eval.cli_options import AdapterOption
+
 data_app = typer.Typer(help="Inspect datasets and generate synthetic ones.", no_args_is_help=True)
 
 
@@ -21,10 +23,7 @@ def info(
         Optional[list[str]],  # noqa: UP045 - typer needs Optional on 3.10
         typer.Option("--split", "-s", help="Only this split (repeatable)."),
     ] = None,
-    option: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--option", "-o", help="Adapter option KEY=VALUE, e.g. image_column=img."),
-    ] = None,
+    option: AdapterOption = None,
     skip_bad_images: Annotated[
         bool,
         typer.Option("--skip-bad-images", help="Decode every image; count and list bad ones."),

@@ -10,15 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ijepa_eval.cli_options import CacheDirOption
 from ijepa_eval.errors import UserError
 
 cache_app = typer.Typer(help="List, verify and remove cached features.", no_args_is_help=True)
 console = Console()
-
-CacheDirOpt = Annotated[
-    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
-    typer.Option("--cache-dir", help="Feature cache (default ~/.cache/ijepa-eval/features)."),
-]
 
 
 def _store(cache_dir: Path | None):
@@ -36,7 +32,7 @@ def _size(num: float) -> str:
 
 
 @cache_app.command("ls")
-def ls(cache_dir: CacheDirOpt = None) -> None:
+def ls(cache_dir: CacheDirOption = None) -> None:
     """One row per entry: key, model, dataset, split, layers, size, created."""
     entries = _store(cache_dir).entries()
     table = Table(title=f"feature cache: {_store(cache_dir).root}", title_justify="left")
@@ -63,7 +59,7 @@ def ls(cache_dir: CacheDirOpt = None) -> None:
 @cache_app.command("verify")
 def verify(
     key: Annotated[str | None, typer.Argument(help="Entry key (prefix); all if omitted.")] = None,  # noqa: UP045
-    cache_dir: CacheDirOpt = None,
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Re-hash every shard file against the manifest; exit 1 if anything is off."""
     store = _store(cache_dir)
@@ -83,7 +79,7 @@ def rm(
         Optional[float],  # noqa: UP045
         typer.Option("--older-than", help="Remove entries created more than DAYS ago."),
     ] = None,
-    cache_dir: CacheDirOpt = None,
+    cache_dir: CacheDirOption = None,
 ) -> None:
     """Remove one entry, or every entry older than --older-than DAYS."""
     store = _store(cache_dir)
