@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# -n auto: one pytest worker per core (pytest-xdist); on 2 cores the suite takes ~2/3 the time
+# -n auto: one pytest worker per core (pytest-xdist); worksteal keeps both busy to the end
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
