@@ -27,11 +27,11 @@ def did_you_mean(key: str, known: Iterable[str]) -> list[str]:
     return difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
 
 
-def unknown_key(what: str, of: str = "") -> UnknownKeyMessage:
-    """The usual wording: ``unknown <what> 'epoch' <of>; did you mean 'epochs'?``."""
+def unknown_key(what: str) -> UnknownKeyMessage:
+    """The usual wording: ``unknown <what> 'epoch'; did you mean 'epochs'?``."""
 
     def message(key: str, known: list[str]) -> str:
-        head = f"unknown {what} '{key}'" + (f" {of}" if of else "")
+        head = f"unknown {what} '{key}'"
         close = did_you_mean(key, known)
         if close:
             return f"{head}; did you mean {' or '.join(map(repr, close))}?"

@@ -63,7 +63,7 @@ def _nothing_cached() -> bool:
         ("lrs=[0.1, -1]", "linear probe: lrs must be positive"),
         ("batch_size=abc", "linear probe: batch_size must be int, not 'abc'"),
         ("min_steps=-3", "linear probe: epochs and min_steps must be >= 0"),
-        ("linprobe.min_step=5", "unknown parameter 'min_step' of the linear probe; did you mean"),
+        ("linprobe.min_step=5", "linear probe: unknown parameter 'min_step'; did you mean"),
     ],
 )
 def test_a_bad_probe_parameter_is_one_line_before_any_work(
@@ -115,7 +115,7 @@ def test_run_with_several_tasks_checks_every_one_first(classes, tmp_path, offici
     args = ["run", "--ckpt", str(official_ckpt), "--tasks", "knn,linprobe"]
     args += ["--data", str(classes), "--results", str(tmp_path), "--workers", "0"]
     line = _one_error_line(runner.invoke(app, [*args, "-p", "knn.min_steps=5"]))
-    assert "unknown parameter 'min_steps' of the knn probe" in line
+    assert "knn probe: unknown parameter 'min_steps'" in line
     assert _nothing_cached()
     fast = [a for k, v in FAST.items() for a in ("-p", f"linprobe.{k}={json.dumps(v)}")]
     result = runner.invoke(app, [*args, "-p", "ks=[1,3]", *fast], env={"COLUMNS": "200"})

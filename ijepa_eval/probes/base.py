@@ -132,14 +132,11 @@ class Probe:
     @classmethod
     def parse(cls, params: Mapping[str, Any]) -> Any:
         """The validated ``Config``: unknown keys, wrong types and out-of-range values fail here."""
-        unknown = unknown_key("parameter", f"of the {cls.name} probe")
+        unknown = unknown_key("parameter")
         try:
             return build(cls.Config, dict(params), unknown=unknown, error=ProbeError)
         except ProbeError as exc:
-            text = str(exc)
-            raise ProbeError(
-                text if text.startswith("unknown") else f"{cls.name} probe: {text}"
-            ) from None
+            raise ProbeError(f"{cls.name} probe: {exc}") from None
 
     @classmethod
     def check(cls, representations: tuple[str, ...], blocks: tuple[int, ...]) -> None:
