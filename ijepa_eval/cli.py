@@ -230,7 +230,7 @@ def models(
         )
         return
     table = Table(title="Known I-JEPA checkpoints", title_justify="left")
-    for column in ("name", "arch", "px", "pretrained", "networks"):
+    for column in ("name", "arch", "px", "pretrained", "networks", "licence"):
         table.add_column(column, no_wrap=True)
     short = {"target_encoder": "target", "encoder": "ctx", "predictor": "pred"}
     size = {"huge": "H", "giant": "g", "large": "L", "base": "B", "small": "S", "tiny": "Ti"}
@@ -241,11 +241,12 @@ def models(
             str(e.resolution),
             f"{e.pretrain_data.replace('ImageNet', 'IN')} {e.epochs}ep",
             "+".join(short.get(n, n) for n in sorted(e.networks, key=list(short).index)),
+            e.license,
         )
     console.print(table)
     console.print(
         "Native files hold the target encoder the paper evaluates; the Hub copies hold only the "
-        "context encoder. All are CC-BY-NC-4.0. Add your own with IJEPA_EVAL_REGISTRY=extra.yaml.",
+        "context encoder. Add your own with IJEPA_EVAL_REGISTRY=extra.yaml.",
         style="dim",
     )
 
