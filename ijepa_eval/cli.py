@@ -9,6 +9,7 @@ the app) gets it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,6 +64,11 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     _debug["on"] = debug or os.environ.get("IJEPA_EVAL_DEBUG", "") not in ("", "0")
+    warnings.showwarning = _show_warning  # a warning that reaches the user is one yellow line
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 @app.command()

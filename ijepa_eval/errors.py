@@ -23,6 +23,10 @@ class DataError(UserError):
     """A dataset that is missing, malformed, or does not match its description."""
 
 
+class DataWarning(UserWarning):
+    """Something about a dataset that was worked around (a folder left out, say)."""
+
+
 @contextlib.contextmanager
 def collect_warnings() -> Iterator[list[str]]:
     """Catch every warning raised inside (each occurrence, not once per place) as text; the

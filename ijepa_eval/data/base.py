@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -39,12 +40,30 @@ def open_image(source: str | os.PathLike[str] | Any, name: str | None = None) ->
     """
     try:
         with Image.open(source) as img:
-            return img.convert("RGB")
+            return as_rgb(img)
     except _IMAGE_ERRORS as exc:
         raise DataError(
             f"cannot read image {name or source}: {exc}; replace or remove the file, "
             "or pass skip_bad_images=True (--skip-bad-images) to leave it out"
         ) from None
+
+
+def as_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB as an image viewer shows ``img``.
+
+    Pillow's own ``convert("RGB")`` clips 16- and 32-bit grayscale to 255, turning a 16-bit PNG
+    white; here 16-bit values are scaled to 8 bits (``round(v * 255 / 65535)``), 32-bit
+    integers are read as 16-bit ones (what 16-bit PNGs decode to in some Pillow versions), and
+    float images are taken as 0–1 when they stay in that range, else as 0–255.
+    """
+    if img.mode.startswith("I;16") or img.mode == "I":
+        wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
+        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
+    elif img.mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+        img = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
 
 
 class EvalDataset(Dataset):
@@ -261,4 +280,12 @@ def list_subdirs(path: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``path`` (empty if it is not a folder)."""
     if not path.is_dir():
         return []
-    return sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
+    return sorted(e.name for e in os.scandir(path) if not e.name.startswith(".") and _is_dir(e))
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether an entry is (or links to) a folder; a link that loops onto itself is not."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: too many levels of symbolic links
+        return False

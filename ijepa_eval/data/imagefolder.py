@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from ijepa_eval.data.base import EvalDataset, is_image_file, list_subdirs, open_image
-from ijepa_eval.errors import DataError
+from ijepa_eval.errors import DataError, DataWarning
 
 
 class ImageFolder(EvalDataset):
@@ -58,10 +59,29 @@ class ImageFolder(EvalDataset):
 
 
 def _images_below(folder: Path) -> list[str]:
-    """Image files under ``folder`` (any depth), as sorted POSIX paths relative to it."""
+    """Image files under ``folder`` (any depth), as sorted POSIX paths relative to it.
+
+    Symbolic links are followed, as torchvision's ImageFolder does, also out of the dataset; a
+    link back to a folder already being walked (a loop: ``class/loop -> ..``) is skipped with a
+    `DataWarning`, so a bad link can neither hang the walk nor pull in other classes' images.
+    """
     found = []
+    root = os.path.realpath(folder)
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        loop = dirpath != str(folder) and _is_ancestor(real, root)
+        if loop or real in seen:
+            why = "a folder that contains it (a symlink loop)" if loop else "a folder already read"
+            warnings.warn(f"{dirpath} links to {real}, {why}: left out", DataWarning, stacklevel=2)
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = Path(dirpath).relative_to(folder)
         found.extend((rel / f).as_posix() for f in filenames if is_image_file(f))
     return sorted(found)
+
+
+def _is_ancestor(path: str, of: str) -> bool:
+    return of == path or of.startswith(path.rstrip(os.sep) + os.sep)

@@ -53,6 +53,7 @@ def load_encoder(
     """
     checkpoint = open_checkpoint(spec)
     network, state = _choose_network(checkpoint, which)
+    _require_finite(checkpoint, network, state)
     info, arch = _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)
     encoder, state = _fit(arch, info.resolution, state, checkpoint)
     encoder.load_state_dict(state, strict=True, assign=True)
@@ -77,6 +78,7 @@ def inspect_checkpoint(
     """What `load_encoder` would load, without building the model (for ``ijepa-eval info``)."""
     checkpoint = open_checkpoint(spec)
     network, state = _choose_network(checkpoint, which)
+    _require_finite(checkpoint, network, state)
     info, arch = _describe(checkpoint, network, state, heads, img_size, preprocess, source_norm)
     _fit(arch, info.resolution, state, checkpoint)  # the weights must fit, or info says nothing
     return info
@@ -113,6 +115,25 @@ def _choose_network(checkpoint: Checkpoint, which: str | None) -> tuple[str, dic
             f"{next(iter(present))} or use a native checkpoint that has both"
         )
     return which, present[which]
+
+
+def _require_finite(checkpoint: Checkpoint, network: str, state: Mapping[str, Any]) -> None:
+    """Refuse weights holding NaN or infinity: they run to the end and give chance numbers."""
+    bad = []
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+            finite = torch.isfinite(tensor)
+            if not bool(finite.all()):
+                nan = int(torch.isnan(tensor).sum())
+                inf = int((~finite).sum()) - nan
+                counts = [f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "infinite")) if n]
+                bad.append(f"{name}: {' and '.join(counts)} values")
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise CheckpointError(
+            f"{checkpoint.spec} ({network}) holds non-finite weights: {bad[0]}{more}; "
+            "the checkpoint is damaged or its training diverged"
+        )
 
 
 def _describe(
