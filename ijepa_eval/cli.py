@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -24,6 +25,7 @@ from ijepa_eval.cli_options import (
     DataOptions,
     ExtractionOptions,
     PreprocessOptions,
+    err_console,
     load_encoder_loudly,
     print_warnings,
     with_options,
@@ -31,7 +33,6 @@ from ijepa_eval.cli_options import (
 from ijepa_eval.errors import UserError, collect_warnings
 
 console = Console()
-err_console = Console(stderr=True)
 _debug = {"on": False}
 
 
@@ -42,7 +43,9 @@ class _UserErrorsAsOneLine(TyperGroup):
         except UserError as exc:
             if _debug["on"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             ctx.exit(1)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -68,7 +71,7 @@ def _root(
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    print_warnings([str(message)])
 
 
 @app.command()

@@ -26,10 +26,12 @@ from typing import Annotated, Any, ClassVar, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ijepa_eval.errors import UserError, collect_warnings
 
 console = Console()
+err_console = Console(stderr=True)
 
 # Options that commands outside the groups take too (`cache …`, `data info`), declared once.
 CacheDirOption = Annotated[
@@ -280,8 +282,9 @@ def load_encoder_loudly(
 
 
 def print_warnings(messages: list[str]) -> None:
+    """Each warning as one yellow line on stderr (the text is not read as markup)."""
     for message in messages:
-        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _triple(text: str | None, name: str) -> tuple[float, ...] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -205,16 +206,16 @@ def test_the_example_probe_is_one_module_and_one_yaml(classes, official_ckpt):
     assert record.splits == {"fit": 30, "test": 12}
 
 
+@dataclass(frozen=True)
+class ConstantConfig:
+    answer: int = 0
+
+
 class ConstantProbe(Probe):
     """A probe from outside the package (``type: test_pipeline:ConstantProbe``)."""
 
     name = "constant"
-
-    from dataclasses import dataclass as _dataclass
-
-    @_dataclass(frozen=True)
-    class Config:
-        answer: int = 0
+    Config = ConstantConfig
 
     def run(self, inputs, config, device):
         hits = (inputs.test.y == config.answer).double().mean().item()

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ijepa_eval.cli_options import console, err_console, print_warnings
 from ijepa_eval.errors import collect_warnings
 
-console = Console()
-err_console = Console(stderr=True)
 T = TypeVar("T")
 
 ResultsOpt = Annotated[
@@ -126,13 +124,10 @@ def check(
 
 
 def _with_warnings(run: Callable[[], T]) -> T:
-    """Run ``run``, printing its warnings (each skipped file, say) in yellow on stderr."""
+    """Run ``run``, printing its warnings (each skipped file, say), also when it fails."""
     said: list[str] = []
     try:
         with collect_warnings() as said:
             return run()
     finally:
-        for message in said:
-            err_console.print(
-                f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True
-            )
+        print_warnings(said)

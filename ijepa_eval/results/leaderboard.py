@@ -1,6 +1,6 @@
 """The model × task leaderboard, with an order that never depends on how files were listed.
 
-Rules (the README repeats them, and the Markdown prints them under the table):
+Rules (docs/results-and-ci.md repeats them, and the Markdown prints them under the table):
 
 - one row per model, where a model is (checkpoint sha256, network, resolution); its name is the
   registry name, else the checkpoint spec's last path component (from its newest record);

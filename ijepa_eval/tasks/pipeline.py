@@ -355,18 +355,12 @@ def datasets_of(job: Job) -> Iterator[tuple[str, str, dict[str, Any]]]:
     yield "test", job.plan.test, {}
 
 
-def extract_inputs(
+def extract_features(
     job: Job, encoder: Encoder, extraction: ExtractOptions, blocks: tuple[int, ...]
-) -> Inputs:
-    """Every declared input of every split, through the cache; the selection part carved."""
+) -> Iterator[tuple[str, Any, Any, float]]:
+    """``(label, dataset, features, seconds)`` for each dataset the job reads, through the cache."""
     from ijepa_eval.features import extract
 
-    spent = 0.0
-    entries: list[dict[str, Any]] = []
-    info: dict[str, dict[str, Any]] = {}
-    parts: dict[str, Part] = {}
-    test_ids = ""
-    num_classes = None
     for label, split, subset in datasets_of(job):
         ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
         started = time.perf_counter()
@@ -381,7 +375,21 @@ def extract_inputs(
             progress=extraction.progress,
             store_dtype=extraction.store_dtype,
         )
-        spent += time.perf_counter() - started
+        yield label, ds, features, time.perf_counter() - started
+
+
+def extract_inputs(
+    job: Job, encoder: Encoder, extraction: ExtractOptions, blocks: tuple[int, ...]
+) -> Inputs:
+    """Every declared input of every split, through the cache; the selection part carved."""
+    spent = 0.0
+    entries: list[dict[str, Any]] = []
+    info: dict[str, dict[str, Any]] = {}
+    parts: dict[str, Part] = {}
+    test_ids = ""
+    num_classes = None
+    for label, ds, features, seconds in extract_features(job, encoder, extraction, blocks):
+        spent += seconds
         entries.append({"split": label, "key": features.key, "cache_hit": features.hit})
         info[label] = _describe(ds)
         if job.probe.inputs == "tokens":

@@ -26,7 +26,7 @@ from ijepa_eval.tasks.pipeline import (
     ExtractOptions,
     Job,
     RunResult,
-    extract_inputs,
+    extract_features,
     prepare,
     run_job,
 )
@@ -77,12 +77,14 @@ def sweep(
     ``plot``, or by default ``<results>/sweeps/<task>-<model>-<time>.png`` (none when both
     ``results_dir`` and ``plot`` are None).
     """
-    if not isinstance(task, Job):
+    if isinstance(task, Job):
+        job = task
+        _check_sweepable(job.spec, job.probe)
+    else:  # refused before prepare's other checks, which could not pass for a wrong probe
         spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
         _check_sweepable(spec, find_probe(spec.probe.type))
-        task = prepare(spec, data=data, params=params, include_paths=include_paths)
-    job, spec = task, task.spec
-    _check_sweepable(spec, job.probe)
+        job = prepare(spec, data=data, params=params, include_paths=include_paths)
+    spec = job.spec
     if encoder is None:
         if ckpt is None:
             raise UserError("sweep needs ckpt= or encoder=")
@@ -92,7 +94,8 @@ def sweep(
 
     # one forward per image for all blocks: every per-block run below is a cache hit
     every_block = job.with_representations([f"block{b}" for b in blocks])
-    extract_inputs(every_block, encoder, extraction, tuple(blocks))
+    for _ in extract_features(every_block, encoder, extraction, tuple(blocks)):
+        pass  # only filling the cache
     runs = [
         run_job(
             job.with_representations([f"block{block}"]),

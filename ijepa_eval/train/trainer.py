@@ -1,6 +1,6 @@
 """I-JEPA pretraining in one loop you can read top to bottom.
 
-The recipe is facebookresearch/ijepa's (see ``../shared/DESIGN.md`` §3 and the README): a context
+The recipe is facebookresearch/ijepa's (see ``docs/training.md``): a context
 encoder and a predictor learn to predict, from one large context block, the features the target
 encoder (their EMA) gives four target blocks; loss smooth-L1 against layer-normed target tokens.
 
