@@ -175,9 +175,6 @@ def extract(
         str, typer.Option("--store", help="Storage dtype: float16, float32, bfloat16.")
     ] = "float16",
     shard_size: Annotated[int, typer.Option("--shard-size", help="Images per shard.")] = 1024,
-    refresh: Annotated[
-        bool, typer.Option("--refresh", help="Re-extract, replacing the cache.")
-    ] = False,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the encoder.")
     ] = False,
@@ -210,7 +207,7 @@ def extract(
         workers=extraction.workers,
         shard_size=shard_size,
         cache_dir=extraction.cache_dir,
-        refresh=refresh,
+        refresh=extraction.refresh,
         compile=compile_model,
     )
     if not world().is_main:
@@ -218,6 +215,9 @@ def extract(
     if dataset.skipped:
         console.print(f"[yellow]skipped {len(dataset.skipped)} unreadable image(s)[/]")
     how = "from the cache" if features.hit else "extracted"
+    shards = features.entry.num_shards
+    if not features.hit and len(features.computed) < shards:
+        how += f" ({len(features.computed)} of {shards} shards here, the rest by other processes)"
     console.print(
         f"{how} in {time.perf_counter() - started:.1f}s: {len(features):,} images, blocks "
         f"{list(features.layers)}, tokens {features.entry.spec.tokens}, key {features.key}",

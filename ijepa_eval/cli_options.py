@@ -170,12 +170,19 @@ class ExtractionOptions:
         Optional[int],  # noqa: UP045
         typer.Option("--workers", help="DataLoader worker processes (default: cores, max 8)."),
     ] = None
+    refresh: Annotated[
+        bool,
+        typer.Option("--refresh", help="Extract again, replacing what the cache holds."),
+    ] = False
 
     def to_extract_options(self):
         from ijepa_eval.tasks.pipeline import ExtractOptions
 
         return ExtractOptions(
-            cache_dir=self.cache_dir, batch_size=self.batch_size, workers=self.workers
+            cache_dir=self.cache_dir,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            refresh=self.refresh,
         )
 
 

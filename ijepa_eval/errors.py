@@ -27,6 +27,10 @@ class DataWarning(UserWarning):
     """Something about a dataset that was worked around (a folder left out, say)."""
 
 
+class CacheWarning(UserWarning):
+    """Damage found in the feature cache, and what was recomputed in its place."""
+
+
 @contextlib.contextmanager
 def collect_warnings() -> Iterator[list[str]]:
     """Catch every warning raised inside (each occurrence, not once per place) as text; the

@@ -34,11 +34,17 @@ def _size(num: float) -> str:
 @cache_app.command("ls")
 def ls(cache_dir: CacheDirOption = None) -> None:
     """One row per entry: key, model, dataset, split, layers, size, created."""
-    entries = _store(cache_dir).entries()
-    table = Table(title=f"feature cache: {_store(cache_dir).root}", title_justify="left")
+    from ijepa_eval.features.store import BrokenEntry
+
+    store = _store(cache_dir)
+    entries = store.all_entries()
+    table = Table(title=f"feature cache: {store.root}", title_justify="left")
     for column in ("key", "model", "data", "items", "blocks", "size", "created", "state"):
         table.add_column(column, no_wrap=column in ("key", "created", "size"))
     for e in entries:
+        if isinstance(e, BrokenEntry):
+            table.add_row(e.short_key, *["?"] * 4, _size(e.size_bytes()), "?", e.problem)
+            continue
         fields = e.meta.get("key_fields", {})
         data = fields.get("dataset", {})
         missing = len(e.missing_shards())
@@ -59,17 +65,60 @@ def ls(cache_dir: CacheDirOption = None) -> None:
 @cache_app.command("verify")
 def verify(
     key: Annotated[str | None, typer.Argument(help="Entry key (prefix); all if omitted.")] = None,  # noqa: UP045
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Drop what is damaged (a shard, a manifest, an unreadable entry) so the next "
+            "run recomputes just that.",
+        ),
+    ] = False,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    """Re-hash every shard file against the manifest; exit 1 if anything is off."""
+    """Re-read every shard file against its recorded checksum; exit 1 if anything is off."""
+    from ijepa_eval.features.store import BrokenEntry
+
     store = _store(cache_dir)
-    entries = [store.get(key)] if key else store.entries()
-    problems = [p for e in entries for p in e.verify()]
-    for problem in problems:
-        console.print(f"[red]✗[/] {problem}", highlight=False)
-    if problems:
-        raise UserError(f"{len(problems)} problem(s) in the feature cache; `cache rm` the entries")
-    console.print(f"[green]✓[/] {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} verified")
+    entries = [store.get(key)] if key else store.all_entries()
+    problems = 0
+    for entry in entries:
+        if isinstance(entry, BrokenEntry):
+            found, fix = [entry.problem], "removed it"
+            if repair:
+                store.remove(entry)
+        elif not entry.complete:  # a killed extraction: not damage, its rerun resumes it
+            missing = len(entry.missing_shards())
+            line = f"  {entry.key}: incomplete, {missing} shard(s) to go"
+            console.print(line, highlight=False, soft_wrap=True)
+            continue
+        else:
+            damage = entry.damage(remember=False)
+            found = [d.what for d in damage]
+            if repair and damage:
+                shards = entry.discard(damage)
+                fix = f"dropped the manifest and {len(shards)} shard(s): the next run redoes those"
+        for problem in found:
+            console.print(f"[red]✗[/] {entry.key}: {problem}", highlight=False, soft_wrap=True)
+        if found and repair:
+            console.print(f"  [yellow]→[/] {fix}", highlight=False)
+        problems += len(found)
+    if problems and not repair:
+        raise UserError(
+            f"{problems} problem(s) in the feature cache; `ijepa-eval cache verify --repair` "
+            "drops the damaged parts (or `cache rm KEY` an entry)"
+        )
+    console.print(
+        f"[green]✓[/] {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} verified"
+        + (f", {problems} problem(s) repaired" if problems else "")
+    )
+
+
+def _created(entry) -> dt.datetime:
+    """When an entry was started; an unreadable one counts by its folder's time."""
+    try:
+        return dt.datetime.fromisoformat(entry.meta["created"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return dt.datetime.fromtimestamp(entry.dir.stat().st_mtime, dt.timezone.utc)
 
 
 @cache_app.command("rm")
@@ -89,9 +138,7 @@ def rm(
         doomed = [store.get(key)]
     else:
         cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than)
-        doomed = [
-            e for e in store.entries() if dt.datetime.fromisoformat(e.meta["created"]) < cutoff
-        ]
+        doomed = [e for e in store.all_entries() if _created(e) < cutoff]
     for entry in doomed:
         store.remove(entry)
         console.print(f"removed {entry.key}", highlight=False)

@@ -12,21 +12,39 @@ import hashlib
 import json
 import os
 import time
+import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from filelock import BaseFileLock, Timeout
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from torch.utils.data import DataLoader, Dataset
 
+from ijepa_eval import atomic
 from ijepa_eval.data.base import EvalDataset
 from ijepa_eval.dist import World, world
-from ijepa_eval.errors import UserError
+from ijepa_eval.errors import CacheWarning, UserError
 from ijepa_eval.features.spec import FeatureSpec, parse_layers, parse_store_dtype, parse_tokens
-from ijepa_eval.features.store import EXTRACTOR_VERSION, Entry, FeatureSet, FeatureStore, key_of
+from ijepa_eval.features.store import (
+    EXTRACTOR_VERSION,
+    Damage,
+    Entry,
+    FeatureSet,
+    FeatureStore,
+    key_of,
+)
 from ijepa_eval.models.vit import Encoder
 
 _COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,12 +96,19 @@ def extract(
     fields = _key_fields(encoder, dataset, dtype)
     base_key = key_of(fields)
 
-    hit = None if refresh else store.find(base_key, spec)
     labels = _labels(dataset)
+    fill = spec  # what to extract: the request, or a damaged entry's own spec to repair it
+    hit = None if refresh else store.find(base_key, spec)
     if hit is not None:
-        return FeatureSet(hit, spec.layers, labels, hit=True)
+        atomic.remove_stale_temporaries(hit.dir / "shards")  # left by a process killed there
+        damage = hit.damage(["pooled"] if spec.tokens == "none" else ["pooled", "tokens"])
+        if not damage:
+            return FeatureSet(hit, spec.layers, labels, hit=True)
+        _report_damage(hit, damage, the_world)
+        fill = hit.spec
     if refresh and the_world.is_main:
-        for stale in [e for e in store._entries(store.root / base_key) if e.spec.covers(spec)]:
+        scanned = store._scan(store.root / base_key)
+        for stale in [e for e in scanned if not isinstance(e, Entry) or e.spec.covers(spec)]:
             store.remove(stale)
     the_world.barrier()
     made_from = {  # provenance for `cache ls`; not part of the key
@@ -91,16 +116,32 @@ def extract(
         "root": str(getattr(dataset, "root", "")),
     }
     meta = {"key_fields": fields, "made_from": made_from}
-    entry = store.open(base_key, spec, meta, len(dataset), shard_size)
-    mine = [i for i in entry.missing_shards() if i % the_world.size == the_world.rank]
-    if mine:
-        run = _Run(encoder, dataset, entry, spec, dev, dtype, batch_size, workers, compile)
-        run.encode(mine, progress and the_world.is_main)
+    entry = store.open(base_key, fill, meta, len(dataset), shard_size)
+    missing = entry.missing_shards()
+    mine = [i for i in missing if i % the_world.size == the_world.rank]
+    computed: list[int] = []
+    if missing:  # ours first, then anyone's still unclaimed: ranks and processes share the rest
+        run = _Run(encoder, dataset, entry, fill, dev, dtype, batch_size, workers, compile)
+        order = mine + [i for i in missing if i not in mine]
+        computed = run.encode(order, progress and the_world.is_main)
     the_world.barrier()
     if the_world.is_main and not entry.complete:
         _finalize(entry, dataset, fields)
     the_world.barrier()
-    return FeatureSet(entry, spec.layers, labels)
+    return FeatureSet(entry, spec.layers, labels, computed=computed)
+
+
+def _report_damage(entry: Entry, damage: list[Damage], the_world: World) -> None:
+    """One line: what was damaged, and that exactly those shards are computed again."""
+    shards = entry.discard(damage) if the_world.is_main else []
+    first = damage[0].what + (f" and {len(damage) - 1} more" if len(damage) > 1 else "")
+    redo = f"recomputing {len(shards)} of {entry.num_shards} shards" if shards else "rebuilding it"
+    if the_world.is_main:
+        warnings.warn(
+            f"cache entry {entry.short_key} was damaged ({first}): {redo}",
+            CacheWarning,
+            stacklevel=3,
+        )
 
 
 def dataset_identity(dataset: Dataset, *, fresh: bool = False) -> dict[str, Any]:
@@ -240,45 +281,79 @@ class _Run:
         self.micro = self.batch_size  # shrinks on out-of-memory
         self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
 
-    def encode(self, shards: list[int], show: bool) -> None:
+    def encode(self, shards: list[int], show: bool) -> list[int]:
+        """Compute and commit those of ``shards`` no other process is computing; wait for the
+        others to be committed (or their process to die, then compute them). Returns the
+        shards computed here."""
+        computed: list[int] = []
+        todo = list(shards)
         total = sum(len(self.entry.shard_range(i)) for i in shards)
+        with _progress(show) as bar:
+            task = bar.add_task("extracting", total=total)
+            while todo:
+                computed += self._pass(todo, bar, task)
+                todo = [i for i in todo if not self.entry.is_committed(i)]
+                if todo:  # claimed by another process: its lock frees on commit or death
+                    with self.entry.shard_lock(todo[0]):
+                        pass
+                done = sum(len(self.entry.shard_range(i)) for i in shards if i not in todo)
+                bar.update(task, completed=done)
+        return computed
+
+    def _pass(self, shards: list[int], bar: Progress, task: TaskID) -> list[int]:
+        """One DataLoader pass over the shards this process can claim now."""
+        claimed: dict[int, BaseFileLock] = {}
+        order: deque[int] = deque()  # the shard of each batch handed to the loader, in order
+
+        def batches() -> Iterator[list[int]]:
+            for shard in shards:
+                lock = self.entry.shard_lock(shard)
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue  # another process computes it
+                if self.entry.is_committed(shard):
+                    lock.release()
+                    continue
+                claimed[shard] = lock
+                r = self.entry.shard_range(shard)
+                for start in range(r.start, r.stop, self.batch_size):
+                    order.append(shard)
+                    yield list(range(start, min(start + self.batch_size, r.stop)))
+
         loader = DataLoader(
             self.dataset,
-            batch_sampler=list(self.batch_order(shards)),
+            batch_sampler=batches(),
             num_workers=self.workers,
             pin_memory=self.dev.type == "cuda",
             prefetch_factor=4 if self.workers else None,
         )
         pending: dict[int, list[dict[str, np.ndarray]]] = {}
         done_in: dict[int, int] = {}
+        committed = []
         started = time.perf_counter()
-        with _progress(show) as bar:
-            task = bar.add_task("extracting", total=total)
-            for batch_shard, images in zip(self._batch_shards(shards), loader, strict=True):
+        try:
+            for images in _unwrapped_errors(loader):
+                shard = order.popleft()
+                first = self.entry.shard_range(shard).start + done_in.get(shard, 0)
                 out = self._encode_batch(images)
+                _require_finite(out, range(first, first + len(images)), self.spec.store_dtype)
                 _return_freed_heap()
-                pending.setdefault(batch_shard, []).append(out)
-                done_in[batch_shard] = done_in.get(batch_shard, 0) + len(images)
-                if done_in[batch_shard] == len(self.entry.shard_range(batch_shard)):
-                    parts = pending.pop(batch_shard)
+                pending.setdefault(shard, []).append(out)
+                done_in[shard] = done_in.get(shard, 0) + len(images)
+                if done_in[shard] == len(self.entry.shard_range(shard)):
+                    parts = pending.pop(shard)
                     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                    self.entry.commit_shard(batch_shard, arrays)
+                    self.entry.commit_shard(shard, arrays)
+                    claimed.pop(shard).release()
+                    committed.append(shard)
                 bar.advance(task, len(images))
-                elapsed = time.perf_counter() - started
-                bar.update(
-                    task, description=f"extracting {bar.tasks[0].completed / elapsed:,.1f} img/s"
-                )
-
-    def batch_order(self, shards: list[int]) -> Iterator[list[int]]:
-        for shard in shards:
-            r = self.entry.shard_range(shard)
-            for start in range(r.start, r.stop, self.batch_size):
-                yield list(range(start, min(start + self.batch_size, r.stop)))
-
-    def _batch_shards(self, shards: list[int]) -> Iterator[int]:
-        for shard in shards:
-            r = self.entry.shard_range(shard)
-            yield from [shard] * len(range(r.start, r.stop, self.batch_size))
+                rate = sum(done_in.values()) / (time.perf_counter() - started)
+                bar.update(task, description=f"extracting {rate:,.1f} img/s")
+        finally:
+            for lock in claimed.values():
+                lock.release()
+        return committed
 
     def _encode_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         images = images.to(self.dev, non_blocking=True)
@@ -322,7 +397,36 @@ class _Run:
     def _to_store(self, tensor: torch.Tensor) -> np.ndarray:
         if self.spec.store_dtype == "bfloat16":
             return tensor.to(torch.bfloat16).view(torch.uint16).cpu().numpy()
-        return tensor.cpu().numpy().astype(_NUMPY_STORE[self.spec.store_dtype])
+        with np.errstate(over="ignore"):  # an overflow is refused, in one line, by the caller
+            return tensor.cpu().numpy().astype(_NUMPY_STORE[self.spec.store_dtype])
+
+
+def _unwrapped_errors(loader: DataLoader) -> Iterator[torch.Tensor]:
+    """The loader's batches; a `UserError` raised in a worker process comes out as its one
+    line (PyTorch re-raises it with the worker's whole traceback as the message)."""
+    try:
+        yield from loader
+    except UserError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = text.strip().splitlines()[-1]
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+        raise type(exc)(last.removeprefix(name)) from None
+
+
+def _require_finite(out: dict[str, np.ndarray], items: range, store_dtype: str) -> None:
+    """Stop at the first batch whose features are not all finite numbers."""
+    for name, array in out.items():
+        values = torch.from_numpy(array)
+        if store_dtype == "bfloat16":
+            values = values.view(torch.bfloat16)
+        if not torch.isfinite(values).all():
+            raise UserError(
+                f"the encoder gave non-finite {name} features (NaN or infinite) for items "
+                f"{items.start}–{items.stop - 1}; nothing was cached for them: check the "
+                "checkpoint, or avoid overflow with --dtype fp32 and --store float32"
+            )
 
 
 def _progress(show: bool) -> Progress:

@@ -28,7 +28,12 @@ __all__ = lazy_exports(
             "find_probe",
             "probe_registry",
         ),
-        "ijepa_eval.probes.common": ("ProbeError", "ProbeWarning", "resolve_device"),
+        "ijepa_eval.probes.common": (
+            "ProbeError",
+            "ProbeWarning",
+            "resolve_device",
+            "select_on_val",
+        ),
         "ijepa_eval.probes.knn": ("KnnConfig", "knn_classify", "knn_eval"),
         "ijepa_eval.probes.linear": (
             "DINOV2_LRS",
@@ -39,7 +44,6 @@ __all__ = lazy_exports(
             "fit_linear",
             "linear_grid",
             "linear_probe",
-            "select_on_val",
         ),
         "ijepa_eval.probes.logreg": (
             "DINOV2_CS",

@@ -36,8 +36,16 @@ from ijepa_eval.probes.base import (
     ProbeResult,
     classification_predictions,
 )
-from ijepa_eval.probes.common import ProbeError, as_labels, resolve_device
-from ijepa_eval.probes.linear import batch_order, select_on_val
+from ijepa_eval.probes.common import (
+    ProbeError,
+    as_labels,
+    is_finite,
+    leave_out_diverged,
+    require_sound,
+    resolve_device,
+    select_on_val,
+)
+from ijepa_eval.probes.linear import batch_order
 from ijepa_eval.probes.metrics import ClassificationMeter
 
 
@@ -342,6 +350,7 @@ def fit_attentive(
         device=resolve_device(device),
         progress=False,
     )
+    require_sound(probe.parameters(), "attentive", f"the final fit at lr {lr:g}")
     return probe
 
 
@@ -395,6 +404,7 @@ def attentive_probe(
         {"lr": lr, "weight_decay": wd, **{f"val_{k}": v for k, v in m.items()}}
         for (lr, wd), m in zip(config.combos, metrics, strict=True)
     ]
+    leave_out_diverged(rows, [is_finite(p.parameters()) for p in probes], "attentive")
     i = select_on_val(rows)
     if refit:
         head = fit_attentive(

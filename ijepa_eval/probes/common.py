@@ -7,6 +7,7 @@ up, a single class) is reported in one line instead of surfacing as a shape erro
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -67,6 +68,60 @@ def check_pair(
             f"{name} labels hold a single class ({lo}); a classifier needs at least two classes"
         )
     return labels
+
+
+def is_finite(tensors: Iterable[Tensor]) -> bool:
+    """Whether every value is a finite number: a diverged fit (a NaN or infinite loss) leaves
+    its weights non-finite, so this tells after training whether it stayed sound."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def leave_out_diverged(rows: list[dict], finite: Sequence[bool], probe: str) -> None:
+    """Mark the grid rows whose training diverged, so no choice falls on them.
+
+    Their validation metrics (NaN or meaningless) become None and ``diverged`` True, with a
+    note; when every row diverged there is nothing sound to report and the run stops.
+    """
+    bad = [i for i, ok in enumerate(finite) if not ok]
+    if not bad:
+        return
+    if len(bad) == len(rows):
+        raise ProbeError(
+            f"{probe} probe: training diverged (the loss became NaN or infinite) in every "
+            "configuration of the grid; lower the learning rates (-p lrs=[...])"
+        )
+    for i in bad:
+        rows[i].update({k: None for k in rows[i] if k.startswith("val_")}, diverged=True)
+    lrs = ", ".join(f"{rows[i].get('lr', '?'):g}" for i in bad if "lr" in rows[i])
+    note(
+        f"{probe} probe: {len(bad)} of {len(rows)} configurations diverged (NaN or infinite "
+        f"loss){f' (lr {lrs})' if lrs else ''} and were left out of the choice"
+    )
+
+
+def require_sound(tensors: Iterable[Tensor], probe: str, what: str) -> None:
+    """Stop when the model that is reported diverged: its numbers would mean nothing."""
+    if not is_finite(tensors):
+        raise ProbeError(
+            f"{probe} probe: {what} diverged (the loss became NaN or infinite); lower the "
+            "learning rate (-p lrs=[...])"
+        )
+
+
+def select_on_val(
+    rows: Sequence[dict], *, metric: str = "val_top1", lower_is_better: bool = False
+) -> int:
+    """Index of the row with the best validation metric; ties go to the first in grid order.
+
+    It sees only the rows' validation metrics, so the choice cannot depend on a test set, and
+    skips rows whose training diverged (`leave_out_diverged`).
+    """
+    sound = [i for i, row in enumerate(rows) if not row.get("diverged")]
+    if not sound:
+        raise ProbeError("no grid rows to select from")
+    sign = -1 if lower_is_better else 1
+    best = max(sign * rows[i][metric] for i in sound)
+    return next(i for i in sound if sign * rows[i][metric] == best)
 
 
 def note(message: str) -> None:

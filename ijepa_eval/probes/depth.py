@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult
-from ijepa_eval.probes.common import ProbeError, resolve_device
+from ijepa_eval.probes.common import (
+    ProbeError,
+    is_finite,
+    leave_out_diverged,
+    resolve_device,
+    select_on_val,
+)
 
 DEPTH_METRICS = {  # name → higher is better
     "rmse": False,
@@ -160,7 +166,8 @@ def depth_probe(
     for lr, head in zip(config.lrs, heads, strict=True):
         scores = _score(_on(head, dev), val_tokens, val_depth, config)
         rows.append({"lr": lr, **{f"val_{k}": v for k, v in scores.items()}})
-    best = min(range(len(rows)), key=lambda i: (rows[i]["val_rmse"], i))
+    leave_out_diverged(rows, [is_finite(h.parameters()) for h in heads], "depth")
+    best = select_on_val(rows, metric="val_rmse", lower_is_better=True)
     head = heads[best]
     mean_map = _mean_depth_map(train_depth, config)
     baseline = _score(lambda x, size: mean_map.expand(len(x), *size), None, test_depth, config)

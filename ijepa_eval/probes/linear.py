@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -35,7 +35,17 @@ from ijepa_eval.probes.base import (
     ProbeResult,
     classification_predictions,
 )
-from ijepa_eval.probes.common import ProbeError, as_labels, check_pair, note, resolve_device
+from ijepa_eval.probes.common import (
+    ProbeError,
+    as_labels,
+    check_pair,
+    is_finite,
+    leave_out_diverged,
+    note,
+    require_sound,
+    resolve_device,
+    select_on_val,
+)
 from ijepa_eval.probes.metrics import ClassificationMeter
 
 # DINOv2 eval/linear.py's learning rates, scaled by batch size / 256 (the linear scaling rule).
@@ -208,6 +218,11 @@ class _HeadGroup:
             step = (m / (1 - 0.9**self.t)) / ((v / (1 - 0.999**self.t)).sqrt() + 1e-8)
             p.sub_(lr * step)
 
+    def head_is_finite(self, g: int) -> bool:
+        dim = self.weight.shape[0]
+        w = self.weight.view(dim, self.size, self.num_classes)[:, g, :]
+        return is_finite([w, self.bias.view(self.size, -1)[g]])
+
     def extract(self, g: int) -> LinearHead:
         """Head g of the group as a standalone LinearHead."""
         dim = self.weight.shape[0]
@@ -293,17 +308,6 @@ def _evaluate(
     return meter.compute()
 
 
-def select_on_val(rows: Sequence[dict], *, metric: str = "val_top1") -> int:
-    """Index of the row with the best validation metric; ties go to the first in grid order.
-
-    It sees only the rows' validation metrics, so the choice cannot depend on a test set.
-    """
-    if not rows:
-        raise ProbeError("no grid rows to select from")
-    best = max(row[metric] for row in rows)
-    return next(i for i, row in enumerate(rows) if row[metric] == best)
-
-
 def linear_grid(
     train: Mapping[str, Tensor],
     train_y: Tensor,
@@ -350,6 +354,8 @@ def linear_grid(
                 }
             )
             owners.append((group, g))
+    finite = [group.head_is_finite(g) for group, g in owners]
+    leave_out_diverged(rows, finite, "linear")
     i = select_on_val(rows)
     _note_grid_edge(rows[i]["lr"], config)
     group, g = owners[i]
@@ -402,6 +408,7 @@ def fit_linear(
         device=resolve_device(device),
         progress=False,
     )
+    require_sound([group.weight, group.bias], "linear", f"the final fit at lr {lr:g}")
     return group.extract(0)
 
 

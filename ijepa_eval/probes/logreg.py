@@ -25,7 +25,7 @@ from ijepa_eval.probes.base import (
     ProbeResult,
     classification_predictions,
 )
-from ijepa_eval.probes.common import ProbeError, check_pair, note, resolve_device
+from ijepa_eval.probes.common import ProbeError, check_pair, note, require_sound, resolve_device
 from ijepa_eval.probes.metrics import classification_metrics
 from ijepa_eval.probes.split import stratified_split
 
@@ -99,6 +99,7 @@ def logreg_fit(
         return loss
 
     opt.step(objective)
+    require_sound([w, b], "logreg", f"the fit at C={C:g}")
     model.requires_grad_(False)
     return model.eval()
 

@@ -39,19 +39,23 @@ def run_tasks(
 ) -> None:
     """Check every task and parameter, load the encoder once, run each task (features shared
     through the cache). ``request`` adds `prepare` arguments (shots, subset_file)."""
-    from ijepa_eval.tasks.pipeline import run_job
+    from ijepa_eval.tasks.pipeline import RecordNotWritten, run_job
 
     jobs = _prepare(names, data, evaluation, **request)
     encoder = load_encoder_loudly(checkpoint, preprocess)
     for job in jobs:
         console.print(f"[bold]{job.spec.name}[/] — {job.spec.description}", highlight=False)
-        result = run_job(
-            job,
-            encoder,
-            device=evaluation.device,
-            extraction=extraction.to_extract_options(),
-            results_dir=output.results,
-        )
+        try:
+            result = run_job(
+                job,
+                encoder,
+                device=evaluation.device,
+                extraction=extraction.to_extract_options(),
+                results_dir=output.results,
+            )
+        except RecordNotWritten as unwritten:
+            _print_result(unwritten.result)  # the numbers first, then why they were not kept
+            raise
         _print_result(result)
 
 

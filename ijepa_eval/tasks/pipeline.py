@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import json
 import os
 import time
 import uuid
@@ -55,6 +56,8 @@ class ExtractOptions:
     workers: int | None = None
     store_dtype: str = "float16"
     progress: bool = True
+    refresh: bool = False  # extract again, replacing the cache (each dataset once per command)
+    refreshed: set[str] = field(default_factory=set, repr=False)  # datasets already redone
 
 
 @dataclass
@@ -100,6 +103,15 @@ class Job:
 class RunResult:
     record: RunRecord
     path: Path | None = None  # None when the record was not written
+
+
+class RecordNotWritten(UserError):
+    """The run finished but its record could not be written (a full disk, say); ``result``
+    still holds its numbers, so they can be shown instead of lost."""
+
+    def __init__(self, message: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -332,7 +344,15 @@ def run_job(
     record.sweep = sweep
     if results_dir is None:
         return RunResult(record)
-    return RunResult(record, write_run(record, result, results_dir))
+    try:
+        return RunResult(record, write_run(record, result, results_dir))
+    except OSError as exc:
+        raise RecordNotWritten(
+            f"the run finished but nothing could be written under {results_dir} "
+            f"({exc.strerror or exc}); free some space (or fix --results) and rerun: the "
+            "features are cached",
+            RunResult(record),
+        ) from None
 
 
 def needed_blocks(job: Job, encoder: Encoder) -> tuple[int, ...]:
@@ -363,6 +383,9 @@ def extract_features(
 
     for label, split, subset in datasets_of(job):
         ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
+        which = json.dumps([job.adapter, str(job.root), split, subset, job.options], default=str)
+        refresh = extraction.refresh and which not in extraction.refreshed
+        extraction.refreshed.add(which)
         started = time.perf_counter()
         features = extract(
             encoder,
@@ -374,6 +397,7 @@ def extract_features(
             workers=extraction.workers,
             progress=extraction.progress,
             store_dtype=extraction.store_dtype,
+            refresh=refresh,
         )
         yield label, ds, features, time.perf_counter() - started
 
@@ -581,19 +605,27 @@ def write_run(record: RunRecord, result: ProbeResult, results_dir: str | os.Path
     from safetensors.torch import save_file
 
     folder = Path(results_dir) / "runs" / record.task
-    if result.artifacts:
-        head = folder / f"{record.run_id}.head.safetensors"
-        with atomic.atomic_path(head) as tmp:
-            tensors = {k: v.detach().cpu().contiguous() for k, v in result.artifacts.items()}
-            save_file(tensors, str(tmp))
-        record.head_weights = head.name
-    if record.predictions is not None:
-        preds = folder / f"{record.run_id}.preds.npz"
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **result.predictions)
-        atomic.write_bytes(preds, buffer.getvalue())
-        record.predictions["file"] = preds.name
-    return record.write(results_dir)
+    written: list[Path] = []
+    try:
+        if result.artifacts:
+            head = folder / f"{record.run_id}.head.safetensors"
+            with atomic.atomic_path(head) as tmp:
+                tensors = {k: v.detach().cpu().contiguous() for k, v in result.artifacts.items()}
+                save_file(tensors, str(tmp))
+            written.append(head)
+            record.head_weights = head.name
+        if record.predictions is not None:
+            preds = folder / f"{record.run_id}.preds.npz"
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **result.predictions)
+            atomic.write_bytes(preds, buffer.getvalue())
+            written.append(preds)
+            record.predictions["file"] = preds.name
+        return record.write(results_dir)
+    except BaseException:
+        for path in written:  # files of a record that does not exist are litter
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _describe(ds: Any) -> dict[str, Any]:
@@ -617,6 +649,7 @@ def _describe(ds: Any) -> dict[str, Any]:
 __all__ = [
     "ExtractOptions",
     "Job",
+    "RecordNotWritten",
     "RunResult",
     "SplitPlan",
     "evaluate",

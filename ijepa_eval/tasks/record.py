@@ -20,12 +20,11 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ijepa_eval.atomic import default_file_mode
+from ijepa_eval import atomic
 from ijepa_eval.errors import UserError
 
 SCHEMA = "ijepa-eval/run/2"
@@ -201,18 +200,10 @@ class RunRecord:
                 + "; nothing was written"
             ) from None
         dest = folder / f"{self.run_id}.json"
-        fd, tmp = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=folder)
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, default_file_mode())
-            os.link(tmp, dest)  # appears complete, and only if the name is free
+            atomic.create_new(dest, text.encode("utf-8"))
         except FileExistsError:
             raise UserError(f"run record {dest} already exists; not overwriting it") from None
-        finally:
-            os.unlink(tmp)
         self.path = dest
         return dest
 
