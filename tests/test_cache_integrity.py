@@ -219,6 +219,23 @@ def test_a_shard_claimed_by_another_process_is_waited_for_not_computed(
     assert _arrays(entry.dir) == _arrays(lone.entry.dir)
 
 
+def test_a_shard_committed_by_another_writer_mid_commit_is_kept(
+    folder, tmp_path, official_ckpt, monkeypatch
+):
+    """Without working locks (some network filesystems) two writers can race to one shard's
+    final name: the loser keeps the winner's shard and goes on (it used to exit 1)."""
+    enc = ie.load_encoder(official_ckpt)
+    ds = ie.load_dataset("imagefolder", folder, "train")
+    entry = _extract(enc, ds, tmp_path / "c").entry
+    theirs = (entry.shard_dir(0) / "pooled.npy").read_bytes()
+    arrays = {"pooled": np.zeros_like(np.load(entry.shard_dir(0) / "pooled.npy"))}
+    looks = iter([False, True])  # free when checked, taken by the time of the rename
+    monkeypatch.setattr(type(entry), "is_committed", lambda self, i: next(looks))
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)  # the winner's stays
+    entry.commit_shard(0, arrays)
+    assert (entry.shard_dir(0) / "pooled.npy").read_bytes() == theirs
+
+
 def test_a_shard_whose_owner_died_is_computed(folder, tmp_path, official_ckpt):
     enc = ie.load_encoder(official_ckpt)
     ds = ie.load_dataset("imagefolder", folder, "train")

@@ -232,6 +232,7 @@ def test_kill_9_then_rerun_resumes_and_matches(folder, tmp_path, official_ckpt):
     assert rerun.returncode == 0, rerun.stderr
     resumed = ie.features.FeatureStore(cache).entries()[0]
     assert resumed.complete and resumed.verify() == []
+    assert not list(resumed.dir.glob("shards/.*"))  # the killed writer's temporary is gone
     enc = ie.load_encoder(official_ckpt)
     fresh = _extract(
         enc,
