@@ -20,7 +20,7 @@ __all__ = lazy_exports(
             "dataset_names",
             "available_splits",
         ),
-        "ijepa_eval.data.base": ("EvalDataset",),
+        "ijepa_eval.data.base": ("EvalDataset", "open_image"),
         "ijepa_eval.data.subsets": ("apply_subset_file", "draw_k_shot", "save_file_list"),
         "ijepa_eval.data.spec": ("parse_spec",),
     },

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,13 +22,18 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ijepa_eval.errors import DataError
+from ijepa_eval.errors import DataError, DataWarning
 
 #: File endings taken as images (torchvision's list), compared case-insensitively.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 # Everything PIL raises for a file that is not a readable image.
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class SkippedSamplesWarning(DataWarning):
+    """``skip_bad_images`` left samples out: said once per split, so a run shows it (and its
+    record keeps it as a note); ``data info`` lists the samples itself instead."""
 
 
 def is_image_file(name: str) -> bool:
@@ -49,20 +56,80 @@ def open_image(source: str | os.PathLike[str] | Any, name: str | None = None) ->
 
 
 def as_rgb(img: Image.Image) -> Image.Image:
-    """8-bit RGB as an image viewer shows ``img``.
+    """8-bit RGB as an image viewer shows ``img``; the rules, and why, are in docs/data.md.
 
-    Pillow's own ``convert("RGB")`` clips 16- and 32-bit grayscale to 255, turning a 16-bit PNG
-    white; here 16-bit values are scaled to 8 bits (``round(v * 255 / 65535)``), 32-bit
-    integers are read as 16-bit ones (what 16-bit PNGs decode to in some Pillow versions), and
-    float images are taken as 0–1 when they stay in that range, else as 0–255.
+    Where torchvision's ``convert("RGB")`` gives something no viewer shows, the pixels differ:
+    16-bit samples keep their high byte (Pillow alone clips 16-bit grayscale to white),
+    transparency is composited over white (Pillow drops alpha, showing whatever colour hides
+    under transparent pixels), CMYK goes through its embedded ICC profile. Everything else —
+    opaque 8-bit images, EXIF orientation (ignored), RGB ICC profiles (ignored) — is exactly
+    what torchvision's ``pil_loader`` gives, so features match the paper's pipeline.
     """
     if img.mode.startswith("I;16") or img.mode == "I":
-        wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
-        img = Image.fromarray(((wide * 255 + 32767) // 65535).astype(np.uint8), "L")
-    elif img.mode == "F":
+        return _wide_gray_as_rgb(img)
+    if img.mode == "F":
         values = np.nan_to_num(np.asarray(img, dtype=np.float64))
         scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
-        img = Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+        gray = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if img.mode == "CMYK":
+        return _cmyk_as_rgb(img)
+    if _has_transparency(img):
+        if img.mode == "La":  # premultiplied: Pillow converts it to RGBA only through LA
+            img = img.convert("LA")
+        rgba = np.asarray(img.convert("RGBA"))
+        return Image.fromarray(_over_white(rgba[..., :3], rgba[..., 3]), "RGB")
+    return img.convert("RGB")
+
+
+def _over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with straight ``alpha`` (H, W) composited over white, rounded:
+    ``round((c·a + 255·(255 − a)) / 255)`` (the numerator is an integer, so never a tie)."""
+    c = rgb.astype(np.uint32)
+    a = alpha.astype(np.uint32)[..., None]
+    return ((c * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def _has_transparency(img: Image.Image) -> bool:
+    """An alpha channel, a transparent colour (``tRNS``, GIF) or a palette with alpha."""
+    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info:
+        return True
+    return img.mode == "P" and img.palette is not None and img.palette.mode.endswith("A")
+
+
+def _wide_gray_as_rgb(img: Image.Image) -> Image.Image:
+    """16-bit grayscale (``I;16*``; ``I`` is read as 16-bit, clipped) to its high byte, the
+    same rule Pillow applies to every 16-bit colour PNG; a transparent grey level
+    (``tRNS``) shows white."""
+    wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
+    gray = (wide >> 8).astype(np.uint8)
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int):
+        gray[wide == transparent] = 255
+    return Image.fromarray(gray, "L").convert("RGB")
+
+
+def _cmyk_as_rgb(img: Image.Image) -> Image.Image:
+    """Through the embedded ICC profile to sRGB, with the profile's own rendering intent;
+    without a usable CMYK profile, Pillow's ``255·(1 − C)(1 − K)`` (what torchvision gives)."""
+    icc = img.info.get("icc_profile")
+    try:
+        from PIL import ImageCms  # Pillow's LittleCMS binding, loaded only when needed
+    except ImportError:  # a Pillow built without LittleCMS
+        icc = None
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if source.profile.xcolor_space.strip() == "CMYK":
+                return ImageCms.profileToProfile(
+                    img,
+                    source,
+                    ImageCms.createProfile("sRGB"),
+                    renderingIntent=ImageCms.getDefaultIntent(source),
+                    outputMode="RGB",
+                )
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # an unreadable or unusable profile: as if there were none, as viewers do
     return img.convert("RGB")
 
 
@@ -196,6 +263,13 @@ class EvalDataset(Dataset):
             self.items = [self.items[i] for i in keep]
             if self.targets is not None:
                 self.targets = [self.targets[i] for i in keep]
+            names = [name for name, _ in self.skipped]
+            warnings.warn(
+                f"left out {len(names)} unreadable sample(s) of split {self.split!r} "
+                f"(skip_bad_images): {', '.join(names[:3])}" + (", …" if len(names) > 3 else ""),
+                SkippedSamplesWarning,
+                stacklevel=2,
+            )
 
     def fingerprint(
         self, content_hash: bool = False, *, fresh: bool = False, images_only: bool = False
@@ -259,13 +333,19 @@ def _file_token(path: Path, root: Path, content_hash: bool) -> bytes:
         name = path.relative_to(root).as_posix()
     except ValueError:
         name = path.name
-    if content_hash:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        return f"{name}\0{digest.hexdigest()}\0".encode()
-    st = path.stat()
+    try:
+        if content_hash:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            return f"{name}\0{digest.hexdigest()}\0".encode()
+        st = path.stat()
+    except OSError as exc:  # a dangling link, a file removed since the listing, no permission
+        raise DataError(
+            f"cannot read {path}: {exc.strerror or exc}; replace or remove it, or pass "
+            "skip_bad_images=True (--skip-bad-images) to leave unreadable images out"
+        ) from None
     return f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode()
 
 

@@ -56,14 +56,8 @@ def read_scenes(root: Path, split: str) -> list[tuple[str, Mapping[str, Any]]]:
         raise DataError(f"CLEVR image folder {image_dir} does not exist; is {root} CLEVR_v1.0?")
     if not scenes_path.is_file():
         raise DataError(f"CLEVR scenes file {scenes_path} does not exist; is {root} CLEVR_v1.0?")
-    try:
-        with open(scenes_path, encoding="utf-8") as f:
-            scenes = json.load(f)["scenes"]
-        if not isinstance(scenes, list):
-            raise TypeError("'scenes' is not a list")
-        named = [(_file_name(s, split), s) for s in scenes]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{scenes_path} is not a CLEVR scenes file: {exc}") from None
+    scenes = load_scenes_json(scenes_path)
+    named = [(_file_name(scene, i, split, scenes_path), scene) for i, scene in enumerate(scenes)]
     named.sort(key=lambda pair: (pair[1].get("image_index", 0), pair[0]))
     described = [name for name, _ in named]
     on_disk = {e.name for e in os.scandir(image_dir) if e.name.lower().endswith(".png")}
@@ -84,10 +78,72 @@ def read_scenes(root: Path, split: str) -> list[tuple[str, Mapping[str, Any]]]:
     return named
 
 
-def _file_name(scene: Mapping[str, Any], split: str) -> str:
+def load_scenes_json(path: Path) -> list[dict[str, Any]]:
+    """The ``scenes`` list of a CLEVR scenes JSON, each one an object; anything else in its
+    place (unreadable, empty, not JSON, another shape) is a `DataError` saying what was found."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read CLEVR scenes file {path}: {exc.strerror or exc}") from None
+    if not data.strip():
+        raise DataError(f"{path} is not a CLEVR scenes file: it is empty")
+    try:
+        doc = json.loads(data)  # bytes: UTF-8/16/32 detected as JSON allows
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
+        raise DataError(f"{path} is not a CLEVR scenes file: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or "scenes" not in doc:
+        found = f"keys {', '.join(map(repr, doc))}" if isinstance(doc, dict) else _kind(doc)
+        raise DataError(
+            f"{path} is not a CLEVR scenes file: expected an object with a 'scenes' list, "
+            f"found {found or 'an empty object'}"
+        )
+    scenes = doc["scenes"]
+    if not isinstance(scenes, list):
+        raise DataError(
+            f"{path} is not a CLEVR scenes file: 'scenes' is {_kind(scenes)}, not a list"
+        )
+    if not scenes:
+        raise DataError(f"{path} holds no scenes")
+    for i, scene in enumerate(scenes):
+        if not isinstance(scene, dict):
+            raise DataError(f"{path}: scene {i} is {_kind(scene)}, not an object")
+    return scenes
+
+
+def _file_name(scene: Mapping[str, Any], i: int, split: str, path: Path) -> str:
+    """The image a scene describes: its ``image_filename`` (a bare file name), else the name
+    CLEVR gives ``image_index``; both, when present, must have the right type."""
+    index = scene.get("image_index")
+    if "image_index" in scene and (
+        not isinstance(index, int) or isinstance(index, bool) or index < 0
+    ):
+        raise DataError(
+            f"{path}: scene {i} has image_index {_shown(index)}; expected a whole number >= 0"
+        )
     if "image_filename" in scene:
-        return str(scene["image_filename"])
-    return f"CLEVR_{split}_{int(scene['image_index']):06d}.png"
+        name = scene["image_filename"]
+        if not isinstance(name, str) or not name or name != Path(name).name or "\\" in name:
+            raise DataError(
+                f"{path}: scene {i} has image_filename {_shown(name)}; expected a file name "
+                f"such as CLEVR_{split}_000000.png"
+            )
+        return name
+    if index is None:
+        raise DataError(f"{path}: scene {i} has neither image_filename nor image_index")
+    return f"CLEVR_{split}_{index:06d}.png"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as it stands in the JSON file (``"7"``, ``null``, ``true``), cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _kind(value: Any) -> str:
+    """How JSON would name a value's type, for messages."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    kinds.update({int: "a number", float: "a number", type(None): "null"})
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _few(names: list[str], k: int = 5) -> str:
@@ -112,11 +168,15 @@ class _Clevr(EvalDataset):
         self.image_dir = root / "images" / released
         self.scenes_path = root / "scenes" / f"CLEVR_{released}_scenes.json"
         label = type(self).label
+        try:
+            targets = [label(scene) for _, scene in scenes]
+        except DataError as exc:
+            raise DataError(f"{self.scenes_path}: {exc}") from None
         super().__init__(
             root=root,
             split=split,
             items=[name for name, _ in scenes],
-            targets=[label(scene) for _, scene in scenes],
+            targets=targets,
             classes=self.label_names,
             **kw,
         )

@@ -8,6 +8,7 @@ minus 3 (scenes hold 3–10 objects: 8 classes); ``closest_object_distance`` tak
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
@@ -21,10 +22,23 @@ DISTANCE_THRESHOLDS = (0.0, 8.0, 8.5, 9.0, 9.5, 10.0, 100.0)
 DISTANCE_CLASSES = [f"({lo:g}, {hi:g}]" for lo, hi in pairwise(DISTANCE_THRESHOLDS)]
 
 
+def scene_name(scene: Mapping[str, Any]) -> str:
+    """How messages call a scene: its image file name, else its index."""
+    if "image_filename" in scene:
+        return str(scene["image_filename"])
+    return f"with image_index {scene.get('image_index', '?')}"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as it stands in the JSON file, cut short."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _objects(scene: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     objects = scene.get("objects")
     if not isinstance(objects, list):
-        raise DataError(f"scene {scene.get('image_filename', '?')} has no 'objects' list")
+        raise DataError(f"scene {scene_name(scene)} has no 'objects' list")
     return objects
 
 
@@ -33,7 +47,7 @@ def count_label(scene: Mapping[str, Any]) -> int:
     n = len(_objects(scene))
     if not MIN_OBJECTS <= n <= MAX_OBJECTS:
         raise DataError(
-            f"scene {scene.get('image_filename', '?')} has {n} objects; "
+            f"scene {scene_name(scene)} has {n} objects; "
             f"the count task needs {MIN_OBJECTS}–{MAX_OBJECTS}"
         )
     return n - MIN_OBJECTS
@@ -43,14 +57,23 @@ def closest_depth(scene: Mapping[str, Any]) -> float:
     """The smallest ``pixel_coords[2]`` over the scene's objects."""
     objects = _objects(scene)
     if not objects:
-        raise DataError(f"scene {scene.get('image_filename', '?')} has no objects")
-    try:
-        return min(float(obj["pixel_coords"][2]) for obj in objects)
-    except (KeyError, IndexError, TypeError, ValueError):
+        raise DataError(f"scene {scene_name(scene)} has no objects")
+    return min(_depth(obj, scene) for obj in objects)
+
+
+def _depth(obj: Any, scene: Mapping[str, Any]) -> float:
+    """``pixel_coords[2]`` of one object; JSON numbers only (a string or ``true`` is no depth)."""
+    coords = obj.get("pixel_coords") if isinstance(obj, dict) else None
+    if (
+        not isinstance(coords, list)
+        or len(coords) < 3
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in coords[:3])
+    ):
         raise DataError(
-            f"scene {scene.get('image_filename', '?')}: every object needs "
-            "pixel_coords = [x, y, depth]"
-        ) from None
+            f"scene {scene_name(scene)}: every object needs pixel_coords = [x, y, depth] "
+            f"(numbers); found {_shown(coords)}"
+        )
+    return float(coords[2])
 
 
 def distance_label(scene: Mapping[str, Any]) -> int:
@@ -59,7 +82,6 @@ def distance_label(scene: Mapping[str, Any]) -> int:
     below = [i for i, t in enumerate(DISTANCE_THRESHOLDS) if t < depth]
     if not below or below[-1] >= len(DISTANCE_CLASSES):
         raise DataError(
-            f"scene {scene.get('image_filename', '?')}: closest depth {depth:g} is outside "
-            f"VTAB's range (0, 100]"
+            f"scene {scene_name(scene)}: closest depth {depth:g} is outside VTAB's range (0, 100]"
         )
     return below[-1]

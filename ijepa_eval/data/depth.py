@@ -51,8 +51,11 @@ class NyuDepthV2(EvalDataset):
             )
         if not h5py.is_hdf5(self.mat_path):
             raise DataError(f"{self.mat_path} is not MATLAB v7.3 (HDF5); use the official file")
-        with h5py.File(self.mat_path, "r") as f:
-            n = _check_nyu_layout(f, self.mat_path)
+        try:
+            with h5py.File(self.mat_path, "r") as f:
+                n = _check_nyu_layout(f, self.mat_path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged HDF5 file
+            raise DataError(f"cannot read {self.mat_path}: {exc}") from None
         self.splits_path = self.mat_path.with_name(NYU_SPLITS_FILE)
         if split == "all":
             items = list(range(n))
@@ -80,14 +83,19 @@ class NyuDepthV2(EvalDataset):
         return {**self.__dict__, "_h5": None, "_h5_pid": -1}
 
     def load_image(self, item: int) -> Image.Image:
-        return Image.fromarray(
-            np.ascontiguousarray(self._file()["images"][item].transpose(2, 1, 0))
-        )
+        return Image.fromarray(np.ascontiguousarray(self._frame("images", item).transpose(2, 1, 0)))
 
     def load_target(self, item: int) -> np.ndarray:
         """The depth map in metres; with ``eigen_crop``, zero (unscored) outside the Eigen crop."""
-        depth = np.ascontiguousarray(self._file()["depths"][item].T, dtype=np.float32)
+        depth = np.ascontiguousarray(self._frame("depths", item).T, dtype=np.float32)
         return eigen_cropped(depth) if self.eigen_crop else depth
+
+    def _frame(self, key: str, item: int) -> np.ndarray:
+        """One frame of ``images`` or ``depths``; a chunk that cannot be read names the frame."""
+        try:
+            return self._file()[key][item]
+        except (OSError, ValueError, KeyError) as exc:  # truncated or damaged HDF5 data
+            raise DataError(f"cannot read {key} frame {item} of {self.mat_path}: {exc}") from None
 
     def source_files(self) -> list[Path]:
         return [self.mat_path, *([self.splits_path] if self.split != "all" else [])]
@@ -107,6 +115,13 @@ def _check_nyu_layout(f: h5py.File, path: Path) -> int:
         if key not in f:
             raise DataError(f"{path} has no {key!r} dataset (it has: {', '.join(f.keys())})")
     images, depths = f["images"], f["depths"]
+    if not isinstance(images, h5py.Dataset) or not isinstance(depths, h5py.Dataset):
+        raise DataError(f"{path}: 'images' and 'depths' must be arrays, not groups")
+    if images.dtype != np.uint8 or depths.dtype.kind != "f":
+        raise DataError(
+            f"{path}: images are {images.dtype} and depths {depths.dtype}; the official file "
+            "holds uint8 images and float depths in metres"
+        )
     if (
         images.ndim != 4
         or images.shape[1] != 3
@@ -127,19 +142,22 @@ def read_nyu_split(path: Path, split: str, n: int) -> list[int]:
             "or use split 'all'"
         )
     key = NYU_SPLIT_KEYS[split]
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            raw = np.asarray(f[key]) if key in f else None
-    else:
-        import scipy.io
+    try:
+        if h5py.is_hdf5(path):
+            with h5py.File(path, "r") as f:
+                raw = np.asarray(f[key]) if isinstance(f.get(key), h5py.Dataset) else None
+        else:
+            import scipy.io
 
-        try:
             raw = scipy.io.loadmat(path).get(key)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"cannot read {path}: {exc}") from None
+    except Exception as exc:  # h5py and scipy raise many types (MatReadError …) for bad files
+        raise DataError(f"cannot read {path}: {exc}") from None
     if raw is None:
         raise DataError(f"{path} has no {key!r}; expected trainNdxs and testNdxs")
-    indices = np.asarray(raw).ravel().astype(np.int64)
+    raw = np.asarray(raw).ravel()
+    if raw.dtype.kind not in "iuf" or not np.array_equal(raw, np.round(raw)):
+        raise DataError(f"{path}: {key} holds {raw.dtype} values, not frame numbers")
+    indices = raw.astype(np.int64)
     if indices.size == 0 or indices.min() < 1 or indices.max() > n:
         raise DataError(f"{path}: {key} must hold 1-based frame numbers in 1..{n}")
     return sorted(set((indices - 1).tolist()))
@@ -194,9 +212,17 @@ class DepthFolder(EvalDataset):
                 depth = np.asarray(img, dtype=np.float32) / 1000.0
         except (OSError, SyntaxError, ValueError) as exc:
             raise DataError(f"cannot read depth PNG {path}: {exc}") from None
-        with Image.open(self.rgb_dir / self._rgb[item]) as rgb:
-            if rgb.size != (depth.shape[1], depth.shape[0]):
-                raise DataError(f"{path} is {depth.shape[1]}x{depth.shape[0]}, its RGB {rgb.size}")
+        rgb_path = self.rgb_dir / self._rgb[item]
+        try:
+            with Image.open(rgb_path) as rgb:
+                size = rgb.size
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DataError(f"cannot read image {rgb_path}: {exc}") from None
+        if size != (depth.shape[1], depth.shape[0]):
+            raise DataError(
+                f"depth map {path} is {depth.shape[1]}x{depth.shape[0]} but its image "
+                f"{rgb_path.name} is {size[0]}x{size[1]}; they must match pixel for pixel"
+            )
         return depth
 
     def item_files(self, item: str) -> tuple[Path, Path]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import statistics
+import warnings
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from ijepa_eval.data.base import SkippedSamplesWarning
 from ijepa_eval.data.load import DATASETS, available_splits, load_dataset
 from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import DataError
@@ -28,10 +31,14 @@ def dataset_info(
     options = options or {}
     splits = splits or available_splits(name, root, **options)
     if not splits:
+        if name != "hf" and not Path(root).expanduser().exists():
+            raise DataError(f"found no {name} splits under {root}: it does not exist")
         raise DataError(f"found no {name} splits under {root}; check the path and the format")
     infos = []
     for split in splits:
-        ds = load_dataset(name, root, split, skip_bad_images=skip_bad_images, **options)
+        with warnings.catch_warnings():  # the summary lists skipped samples itself
+            warnings.simplefilter("ignore", SkippedSamplesWarning)
+            ds = load_dataset(name, root, split, skip_bad_images=skip_bad_images, **options)
         infos.append({**ds.describe(), "fingerprint": ds.fingerprint()})
     return infos
 
