@@ -23,6 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ijepa_eval.errors import DataError, DataWarning
+from ijepa_eval.hashing import digest_file
 
 #: File endings taken as images (torchvision's list), compared case-insensitively.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -335,11 +336,7 @@ def _file_token(path: Path, root: Path, content_hash: bool) -> bytes:
         name = path.name
     try:
         if content_hash:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            return f"{name}\0{digest.hexdigest()}\0".encode()
+            return f"{name}\0{digest_file(path)}\0".encode()
         st = path.stat()
     except OSError as exc:  # a dangling link, a file removed since the listing, no permission
         raise DataError(
