@@ -223,6 +223,11 @@ class OutputOptions:
         Path, typer.Option("--results", help="Where run records go (<results>/runs/<task>/).")
     ] = Path("results")
 
+    def __post_init__(self) -> None:
+        """A file named as the results folder stops the command before any work is done."""
+        if self.results.exists() and not self.results.is_dir():
+            raise UserError(f"--results {self.results} is a file; name a folder for run records")
+
 
 def with_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Expand the command's option-group parameters into their options (see the module doc)."""

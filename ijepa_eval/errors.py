@@ -7,6 +7,7 @@ a traceback (``--debug`` shows one); library callers can catch it like any excep
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Iterator
 
@@ -45,3 +46,14 @@ def collect_warnings() -> Iterator[list[str]]:
             yield messages
         finally:  # filled on the way out, also when the block fails
             messages.extend(str(w.message) for w in caught)
+
+
+@contextlib.contextmanager
+def writing(what: str, dest: str | os.PathLike[str], then: str = "") -> Iterator[None]:
+    """Turn a write the system refuses (a full disk, a read-only folder, a file where a folder
+    should be) into one `UserError` saying what could not be written and where; ``then`` adds
+    what was kept and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"could not write {what} to {dest}: {exc.strerror or exc}{then}") from exc

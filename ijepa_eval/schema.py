@@ -2,16 +2,18 @@
 
 One validator serves task specs, probe parameters and pretraining configs: every key is checked
 against the dataclass's fields (a typo is an error with a did-you-mean), every value against the
-field's type hint (a wrong type names the key and what it expects), nested dataclasses are built
-recursively. Nothing is constructed from a mapping that has not passed these checks, so a bad
-setting stops a run before any work. One parser reads ``KEY=VALUE`` pairs for ``-p``, ``-o`` and
-pretraining overrides: dotted keys nest (``optimization.lr=1e-3``) and values are YAML.
+field's type hint (a wrong type names the key and what it expects) and against the range a field
+declared with `bounded` allows (``data.batch_size must be ≥ 1, not -4``); nested dataclasses are
+built recursively. Nothing is constructed from a mapping that has not passed these checks, so a
+bad setting stops a run before any work. One parser reads ``KEY=VALUE`` pairs for ``-p``, ``-o``
+and pretraining overrides: dotted keys nest (``optimization.lr=1e-3``) and values are YAML.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +22,55 @@ from typing import Any
 from ijepa_eval.errors import UserError
 
 UnknownKeyMessage = Callable[[str, list[str]], str]
+_RANGE = "range"  # the metadata key of a bounded field
+_ASCENDING = "ascending"  # ... and of a [low, high] pair that must not run backwards
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a number: ``ge``/``gt`` below, ``le``/``lt`` above (any may be None)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def admits(self, x: float) -> bool:
+        """In range and finite (NaN compares false with everything, so it is refused here)."""
+        return math.isfinite(x) and not (
+            (self.ge is not None and x < self.ge)
+            or (self.gt is not None and x <= self.gt)
+            or (self.le is not None and x > self.le)
+            or (self.lt is not None and x >= self.lt)
+        )
+
+    def __str__(self) -> str:
+        """``≥ 1``, ``> 0``, ``≤ 1``, or ``in (0, 1]`` when bounded on both sides."""
+        low = (self.ge, "≥", "[") if self.ge is not None else (self.gt, ">", "(")
+        high = (self.le, "≤", "]") if self.le is not None else (self.lt, "<", ")")
+        if low[0] is not None and high[0] is not None:
+            return f"in {low[2]}{low[0]:g}, {high[0]:g}{high[2]}"
+        bound, sign, _ = low if low[0] is not None else high
+        return f"{sign} {bound:g}"
+
+
+def bounded(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    ascending: bool = False,
+) -> Any:
+    """A dataclass field whose number (or each number of a list) `build` keeps in a range.
+
+    ``batch_size: int = bounded(128, ge=1)``; None, where the type allows it, is always admitted.
+    ``ascending``: a ``[low, high]`` list whose items must not decrease.
+    """
+    return dataclasses.field(
+        default=default, metadata={_RANGE: Range(ge, gt, le, lt), _ASCENDING: ascending}
+    )
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> list[str]:
@@ -65,6 +116,7 @@ def build(
     missing = [name for name in required if name not in raw]
     if missing:
         raise error(f"missing field '{prefix}{missing[0]}'")
+    bounds = {f.name: f.metadata for f in dataclasses.fields(cls) if _RANGE in f.metadata}
     values = {}
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
@@ -77,7 +129,27 @@ def build(
             )
         else:
             values[key] = coerce(value, kind, dotted, error)
+            if key in bounds:
+                _check_range(values[key], bounds[key][_RANGE], dotted, error)
+                if bounds[key][_ASCENDING]:
+                    _check_ascending(values[key], dotted, error)
     return cls(**values)
+
+
+def _check_range(value: Any, allowed: Range, key: str, error: type[UserError] = UserError) -> None:
+    """``error`` naming ``key`` and the range, unless ``value`` (each item of a list) is in it."""
+    items = value if isinstance(value, tuple) else (value,)
+    numbers = [v for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
+    if all(allowed.admits(v) for v in numbers):
+        return
+    each = " (each)" if isinstance(value, tuple) else ""
+    shown = list(value) if isinstance(value, tuple) else value
+    raise error(f"{key} must be {allowed}{each}, not {shown!r}")
+
+
+def _check_ascending(value: Any, key: str, error: type[UserError]) -> None:
+    if isinstance(value, tuple) and any(a > b for a, b in zip(value, value[1:], strict=False)):
+        raise error(f"{key} must be [low, high] with low ≤ high, not {list(value)}")
 
 
 def _required(f: dataclasses.Field) -> bool:

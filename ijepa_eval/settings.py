@@ -8,16 +8,27 @@ the ``data:`` mapping of the user config file (``$IJEPA_EVAL_CONFIG``, else
       imagenet: /datasets/imagenet
       imagenet_1pct_file: /datasets/imagenet/1percent.txt
       clevr: /datasets/CLEVR_v1.0
+
+The file is checked whole when a location is looked up: ``data`` must map names to paths, and a
+top-level key other than ``data`` is an error with a did-you-mean, not silently ignored.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ijepa_eval.errors import UserError
+from ijepa_eval.schema import build, unknown_key
 from ijepa_eval.yaml_file import read_yaml
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """The user config file's sections; a key it does not know is an error, not ignored."""
+
+    data: dict[str, str | None] = field(default_factory=dict)  # dataset key → its location
 
 
 def config_path() -> Path:
@@ -27,14 +38,28 @@ def config_path() -> Path:
     return Path(base) / "ijepa-eval" / "config.yaml"
 
 
-def _config() -> dict[str, Any]:
-    path = config_path()
+def load_user_config(path: Path | None = None) -> UserConfig:
+    """The user config file, checked whole: every error names the file and the key."""
+    path = config_path() if path is None else path
     if not path.is_file():
-        return {}
-    data = read_yaml(path, "config file") or {}
-    if not isinstance(data, dict):
+        return UserConfig()
+    raw = read_yaml(path, "config file")
+    if raw is None:
+        return UserConfig()
+    if not isinstance(raw, dict):
         raise UserError(f"config file {path} must hold a mapping (e.g. 'data: {{imagenet: …}}')")
-    return data
+    if raw.get("data", {}) is None:  # an empty ``data:`` section
+        raw = {**raw, "data": {}}
+    try:
+        config = build(UserConfig, raw, unknown=unknown_key("key"))
+    except UserError as exc:
+        raise UserError(f"config file {path}: {exc}") from None
+    for key, value in config.data.items():
+        if not isinstance(key, str):
+            raise UserError(f"config file {path}: data keys are dataset names, not {key!r}")
+        if not (value is None or isinstance(value, str)):
+            raise UserError(f"config file {path}: data.{key} must be a path, not {value!r}")
+    return config
 
 
 def env_name(key: str) -> str:
@@ -45,8 +70,7 @@ def data_root(key: str) -> str | None:
     """The configured location for ``key``, or None."""
     if os.environ.get(env_name(key)):
         return os.environ[env_name(key)]
-    value = (_config().get("data") or {}).get(key)
-    return None if value is None else str(value)
+    return load_user_config().data.get(key)
 
 
 def require_data_root(key: str, what: str) -> str:

@@ -24,4 +24,19 @@ def read_yaml(
     except OSError as exc:
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise error(f"{what} {path} is not valid YAML: {exc}") from None
+        raise error(f"{what} {path} is not valid YAML: {_one_line(exc)}") from None
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line report (with a drawing of the spot) as one line: what, where."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem is None:
+        return " ".join(str(exc).split())
+    where = exc.problem_mark
+    at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+    started = exc.context_mark
+    context = (
+        f" ({exc.context} that starts at line {started.line + 1}, column {started.column + 1})"
+        if exc.context and started is not None
+        else ""
+    )
+    return f"{exc.problem}{at}{context}"

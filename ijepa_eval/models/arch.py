@@ -2,7 +2,8 @@
 
 Native checkpoints carry no config, so the architecture is inferred from tensor shapes. The one
 thing shapes cannot tell is the number of attention heads; the I-JEPA family uses a fixed
-width → heads table, and anything else must be told (``heads=``, ``--heads``).
+width → heads table, and anything else must be told (``heads=``, ``--heads``). A Hugging Face
+``config.json`` states the shape too (`HfArchConfig`); it is checked, never trusted blindly.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ijepa_eval.errors import CheckpointError
+from ijepa_eval.errors import CheckpointError, UserError
+from ijepa_eval.schema import bounded, build
 
 # width → (name, heads); the ViT sizes I-JEPA (and timm) use.
 WIDTHS: dict[int, tuple[str, int]] = {
@@ -33,15 +35,15 @@ _BLOCK_RE = re.compile(r"^blocks\.(\d+)\.")
 class VitArch:
     """Everything needed to build the encoder; ``grid`` is the checkpoint's patch grid side."""
 
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_hidden: int
-    patch_size: int
-    grid: int
-    in_chans: int = 3
+    embed_dim: int = bounded(ge=1)
+    depth: int = bounded(ge=1)
+    num_heads: int = bounded(ge=1)
+    mlp_hidden: int = bounded(ge=1)
+    patch_size: int = bounded(ge=1)
+    grid: int = bounded(ge=1)
+    in_chans: int = bounded(3, ge=1)
     qkv_bias: bool = True
-    norm_eps: float = 1e-6
+    norm_eps: float = bounded(1e-6, gt=0)
 
     @property
     def resolution(self) -> int:
@@ -56,11 +58,12 @@ class VitArch:
         return asdict(self)
 
 
-def heads_for_width(embed_dim: int, heads: int | None) -> int:
+def heads_for_width(embed_dim: int, heads: int | None, told_by: str = "--heads") -> int:
+    """``heads`` if it divides the width, else the I-JEPA table's; ``told_by`` names who said it."""
     if heads is not None:
         if heads <= 0 or embed_dim % heads:
             raise CheckpointError(
-                f"--heads {heads} does not divide the embedding width {embed_dim}"
+                f"{told_by} {heads} does not divide the embedding width {embed_dim}"
             )
         return heads
     if embed_dim not in WIDTHS:
@@ -78,6 +81,14 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor], heads: int | None = None)
     missing = [k for k in needed if k not in state_dict]
     if missing:
         raise CheckpointError(f"not a ViT encoder state dict: missing {', '.join(missing)}")
+    for key, ndim in (
+        ("patch_embed.proj.weight", 4),
+        ("pos_embed", 3),
+        ("blocks.0.mlp.fc1.weight", 2),
+    ):
+        if state_dict[key].ndim != ndim:
+            shape = tuple(state_dict[key].shape)
+            raise CheckpointError(f"{key} has shape {shape}, expected {ndim} dimensions")
     proj = state_dict["patch_embed.proj.weight"]
     embed_dim, in_chans, patch, patch_w = proj.shape
     if patch != patch_w:
@@ -97,3 +108,66 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor], heads: int | None = None)
         in_chans=in_chans,
         qkv_bias="blocks.0.attn.qkv.bias" in state_dict,
     )
+
+
+# VitArch field → the config.json key that states it (``grid`` is stated as the image size).
+HF_CONFIG_KEYS = {
+    "embed_dim": "hidden_size",
+    "depth": "num_hidden_layers",
+    "num_heads": "num_attention_heads",
+    "mlp_hidden": "intermediate_size",
+    "patch_size": "patch_size",
+    "grid": "image_size",
+    "in_chans": "num_channels",
+    "qkv_bias": "qkv_bias",
+    "norm_eps": "layer_norm_eps",
+}
+
+
+@dataclass(frozen=True)
+class HfArchConfig:
+    """The keys of a Hugging Face ``config.json`` that fix the encoder's shape (None: not said).
+
+    Other keys of the file (``architectures``, ``torch_dtype``, …) are not ours to judge.
+    """
+
+    hidden_size: int | None = bounded(None, ge=1)
+    num_hidden_layers: int | None = bounded(None, ge=1)
+    num_attention_heads: int | None = bounded(None, ge=1)
+    intermediate_size: int | None = bounded(None, ge=1)
+    image_size: int | None = bounded(None, ge=1)
+    patch_size: int | None = bounded(None, ge=1)
+    num_channels: int | None = bounded(None, ge=1)
+    qkv_bias: bool = True
+    layer_norm_eps: float = bounded(1e-12, gt=0)  # transformers' default
+
+    @classmethod
+    def read(cls, config: Mapping[str, object], where: str) -> HfArchConfig:
+        """Check the shape keys of ``config`` (types, ranges, agreement with each other)."""
+        keys = set(HF_CONFIG_KEYS.values())
+        try:
+            hf = build(cls, {k: v for k, v in config.items() if k in keys})
+        except UserError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        width, heads = hf.hidden_size, hf.num_attention_heads
+        if width is not None and heads is not None and width % heads:
+            raise CheckpointError(
+                f"{where}: num_attention_heads {heads} does not divide hidden_size {width}"
+            )
+        image, patch = hf.image_size, hf.patch_size
+        if image is not None and patch is not None and image % patch:
+            raise CheckpointError(
+                f"{where}: image_size {image} is not a multiple of patch_size {patch}"
+            )
+        return hf
+
+    def stated(self) -> dict[str, tuple[str, object, object]]:
+        """VitArch field → (config key, value in the config, value as a VitArch field), for
+        the fields the file states."""
+        out: dict[str, tuple[str, object, object]] = {}
+        for name, key in HF_CONFIG_KEYS.items():
+            value = getattr(self, key)
+            if value is None or (name == "grid" and self.patch_size is None):
+                continue
+            out[name] = (key, value, value // self.patch_size if name == "grid" else value)
+        return out

@@ -105,6 +105,15 @@ def hf_to_timm(state: Mapping[str, torch.Tensor]) -> StateDict:
         missing = [p for p in _QKV if p not in parts]
         if missing:
             raise CheckpointError(f"layer {layer} attention lacks {'/'.join(missing)} {kind}")
+        shapes = {p: tuple(parts[p].shape) for p in _QKV}
+        if len(set(shapes.values())) > 1:  # query, key and value are fused: they must agree
+            base = f"encoder.layer.{layer}.attention.attention"
+            odd = next(p for p in _QKV if list(shapes.values()).count(shapes[p]) == 1)
+            rest = next(shapes[p] for p in _QKV if p != odd)
+            raise CheckpointError(
+                f"{base}.{odd}.{kind} has shape {shapes[odd]}, expected {rest} like the other two"
+                " of query/key/value"
+            )
         out[f"blocks.{layer}.attn.qkv.{kind}"] = torch.cat([parts[p] for p in _QKV], dim=0)
     return out
 
@@ -123,3 +132,16 @@ def timm_to_hf(state: Mapping[str, torch.Tensor]) -> StateDict:
             raise CheckpointError(f"no Hugging Face name for encoder weight {key!r}")
         out[new] = value
     return out
+
+
+def source_name(key: str, layout: str) -> str:
+    """What a timm-layout key is called in the file it came from (for messages).
+
+    HF files store the fused ``qkv`` as three tensors, named together: ``…attention.attention.
+    query/key/value.weight``.
+    """
+    if layout != "hf":
+        return key
+    if m := _TIMM_QKV.match(key):
+        return f"encoder.layer.{m.group(1)}.attention.attention.query/key/value.{m.group(2)}"
+    return _rename(key, _NAME_PAIRS) or key

@@ -12,7 +12,8 @@ import torch
 
 from ijepa_eval.errors import CheckpointError, UserError
 from ijepa_eval.hashing import sha256_file
-from ijepa_eval.models.arch import VitArch, infer_arch
+from ijepa_eval.models.arch import VitArch, heads_for_width, infer_arch
+from ijepa_eval.models.formats import source_name
 from ijepa_eval.models.info import EncoderInfo
 from ijepa_eval.models.sources import (
     ENCODER_NETWORKS,
@@ -191,16 +192,69 @@ def _describe(
 
 
 def _arch(checkpoint: Checkpoint, state: dict, heads: int | None) -> VitArch:
+    """The architecture the weights have, checked against what the source says of itself.
+
+    Shapes tell everything but the heads and the LayerNorm eps. Where a config (or the arch our
+    writers store) states a field, a contradiction with weights that are consistent among
+    themselves is an error naming the field; weights inconsistent among themselves are checked
+    against the stated shape, so `_fit` names each tensor that does not fit.
+    """
     if "cls_token" in state or "reg_token" in state:
         raise CheckpointError(
             f"{checkpoint.path} has a class/register token: not an I-JEPA-style encoder"
         )
-    hints = checkpoint.arch_hints
-    arch = infer_arch(state, heads or hints.get("num_heads"))
+    stated = {name: value for name, (_, _, value) in checkpoint.stated_arch.items()}
+    told = f"{checkpoint.stated_in} num_attention_heads" if "num_heads" in stated else "--heads"
+    if heads is not None:
+        stated["num_heads"], told = heads, "--heads"
+    try:
+        weights = infer_arch(state, heads=1)  # heads change no shape; they are set below
+    except CheckpointError:
+        if not stated.keys() >= _SHAPE_FIELDS:
+            raise
+        heads_for_width(stated["embed_dim"], stated["num_heads"], told)
+        return VitArch(**stated)  # damaged weights: `_fit` names each tensor against this
+    weights = replace(weights, norm_eps=stated.get("norm_eps", weights.norm_eps))
+    wanted = replace(weights, **stated)
+    if _shape_of(wanted) != _shape_of(weights) and not _misfits(
+        weights, weights.resolution, state, checkpoint
+    ):
+        raise _contradiction(checkpoint, weights, wanted)
     return replace(
-        arch,
-        norm_eps=float(hints.get("norm_eps", arch.norm_eps)),
-        qkv_bias=bool(hints.get("qkv_bias", arch.qkv_bias)),
+        wanted, num_heads=heads_for_width(wanted.embed_dim, stated.get("num_heads"), told)
+    )
+
+
+# Everything VitArch needs besides what has a default; and the fields tensor shapes decide.
+_SHAPE_FIELDS = {"embed_dim", "depth", "num_heads", "mlp_hidden", "patch_size", "grid"}
+# (``resolution``: image_size is stated in pixels, so a patch size alone never blames it too)
+_CHECKED = ("embed_dim", "depth", "mlp_hidden", "patch_size", "resolution", "in_chans", "qkv_bias")
+
+
+def _shape_of(arch: VitArch) -> tuple:
+    return tuple(getattr(arch, f) for f in _CHECKED)
+
+
+def _contradiction(checkpoint: Checkpoint, weights: VitArch, wanted: VitArch) -> CheckpointError:
+    """The stated fields the (self-consistent) weights contradict, the first one explained."""
+    says = {
+        "embed_dim": f"are {weights.embed_dim} wide",
+        "depth": f"hold {weights.depth} layers",
+        "mlp_hidden": f"have MLPs {weights.mlp_hidden} wide",
+        "patch_size": f"use {weights.patch_size}×{weights.patch_size} patches",
+        "resolution": f"hold position embeddings for {weights.grid}×{weights.grid} patches "
+        f"of {weights.patch_size} px ({weights.resolution} px)",
+        "in_chans": f"take {weights.in_chans} input channels",
+        "qkv_bias": "have attention biases" if weights.qkv_bias else "have no attention biases",
+    }
+    stated = {("resolution" if f == "grid" else f): v for f, v in checkpoint.stated_arch.items()}
+    wrong = [f for f in _CHECKED if f in stated and getattr(wanted, f) != getattr(weights, f)]
+    key, value, _ = stated[wrong[0]]
+    also = [stated[f][0] for f in wrong[1:]]
+    more = f" (also {', '.join(also)})" if also else ""
+    return CheckpointError(
+        f"{checkpoint.stated_in}: {key} is {value!r}, but the weights {says[wrong[0]]}{more}; "
+        "the metadata contradicts the weights: correct it or re-save the model"
     )
 
 
@@ -245,7 +299,12 @@ def _fit(
     """An empty (meta-device) encoder and the state dict that fits it, or a `CheckpointError`."""
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     grid = resolution // arch.patch_size
-    if "pos_embed" in state and grid != arch.grid:
+    table = state.get("pos_embed")
+    if (
+        table is not None
+        and grid != arch.grid
+        and table.shape[-2:] == (arch.grid**2, arch.embed_dim)
+    ):
         state["pos_embed"] = resample_pos_embed(state["pos_embed"], grid)
     with torch.device("meta"):
         encoder = Encoder(arch, img_size=resolution)
@@ -254,11 +313,28 @@ def _fit(
 
 
 def _check_keys(encoder: Encoder, state: dict, checkpoint: Checkpoint) -> None:
+    problems = _problems(encoder, state, checkpoint)
+    if problems:
+        raise CheckpointError(
+            f"{checkpoint.path} does not fit an I-JEPA ViT ({'; '.join(problems)})"
+        )
+
+
+def _misfits(arch: VitArch, resolution: int, state: dict, checkpoint: Checkpoint) -> list[str]:
+    """What keeps ``state`` from loading into an encoder of ``arch`` (nothing: it fits)."""
+    with torch.device("meta"):
+        encoder = Encoder(arch, img_size=resolution)
+    return _problems(encoder, state, checkpoint)
+
+
+def _problems(encoder: Encoder, state: dict, checkpoint: Checkpoint) -> list[str]:
+    """Missing, unexpected and wrong-shaped tensors, named as the source file names them."""
+    name = lambda key: source_name(key, checkpoint.source_format)  # noqa: E731
     expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing = [name(k) for k in sorted(set(expected) - set(state))]
+    unexpected = [name(k) for k in sorted(set(state) - set(expected))]
     wrong = [
-        f"{k} {tuple(state[k].shape)} vs {expected[k]}"
+        f"{name(k)} is {tuple(state[k].shape)}, expected {expected[k]}"
         for k in sorted(set(expected) & set(state))
         if tuple(state[k].shape) != expected[k]
     ]
@@ -267,7 +343,4 @@ def _check_keys(encoder: Encoder, state: dict, checkpoint: Checkpoint) -> None:
         if keys:
             more = f" (+{len(keys) - 5} more)" if len(keys) > 5 else ""
             problems.append(f"{label}: {', '.join(keys[:5])}{more}")
-    if problems:
-        raise CheckpointError(
-            f"{checkpoint.path} does not fit an I-JEPA ViT ({'; '.join(problems)})"
-        )
+    return problems

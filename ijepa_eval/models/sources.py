@@ -18,9 +18,11 @@ import torch
 from ijepa_eval.download import download
 from ijepa_eval.errors import CheckpointError, UserError
 from ijepa_eval.models import registry
+from ijepa_eval.models.arch import HfArchConfig, VitArch
 from ijepa_eval.models.formats import StateDict, to_timm_layout
 from ijepa_eval.models.safe_io import read_weights
 from ijepa_eval.paths import cache_dir
+from ijepa_eval.schema import build
 
 ENCODER_NETWORKS = ("target_encoder", "encoder")
 UNLABELLED = "unlabelled"
@@ -41,7 +43,10 @@ class Checkpoint:
     path: Path  # the weights file that is hashed and recorded
     networks: dict[str, StateDict]  # encoder networks, timm layout
     others: list[str] = field(default_factory=list)  # other networks present (predictor)
-    arch_hints: dict[str, Any] = field(default_factory=dict)  # what tensors cannot tell
+    # What the source's own metadata says of the shape (config.json, or the arch our writers
+    # store): VitArch field → (its key there, its value there, its value as a VitArch field).
+    stated_arch: dict[str, tuple[str, Any, Any]] = field(default_factory=dict)
+    stated_in: str = ""  # that metadata's file, for messages
     declared_normalization: dict[str, Any] | None = None
     epoch: int | None = None
     registry_entry: registry.RegistryEntry | None = None
@@ -92,12 +97,12 @@ def _open_file(path: Path, spec: str) -> Checkpoint:
         if isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
     tensors = _tensors_only(obj, path)
-    return Checkpoint(spec, "state_dict", path, {UNLABELLED: to_timm_layout(tensors)})
+    return Checkpoint(spec, "state_dict", path, {UNLABELLED: _in_our_layout(tensors, path)})
 
 
 def _native_training_checkpoint(path: Path, spec: str, obj: dict[str, Any]) -> Checkpoint:
     networks = {
-        name: to_timm_layout(_tensors_only(obj[name], path, name))
+        name: _in_our_layout(_tensors_only(obj[name], path, name), path)
         for name in ENCODER_NETWORKS
         if isinstance(obj.get(name), dict)
     }
@@ -109,15 +114,37 @@ def _native_training_checkpoint(path: Path, spec: str, obj: dict[str, Any]) -> C
         )
     epoch = obj.get("epoch")
     ours = obj.get("ijepa_eval")  # written by our convert / trainer: the architecture we knew
+    arch = ours.get("arch") if isinstance(ours, dict) else None
     return Checkpoint(
         spec,
         "native",
         path,
         networks,
         others=others,
-        arch_hints=ours.get("arch", {}) if isinstance(ours, dict) else {},
+        stated_arch=_stated_native_arch(arch, path) if arch is not None else {},
+        stated_in=f"{path} (ijepa_eval.arch)",
         epoch=int(epoch) if isinstance(epoch, int | float) else None,
     )
+
+
+def _stated_native_arch(arch: Any, path: Path) -> dict[str, tuple[str, Any, Any]]:
+    """The architecture our trainer and ``convert`` store beside the weights, checked."""
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{path}: ijepa_eval.arch must be a mapping, not {arch!r:.60}")
+    known = [f for f in VitArch.__dataclass_fields__ if f in arch]
+    try:
+        checked = build(VitArch, {k: arch[k] for k in known}, prefix="ijepa_eval.arch.")
+    except UserError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return {k: (f"ijepa_eval.arch.{k}", v, v) for k, v in checked.to_dict().items()}
+
+
+def _in_our_layout(state: dict[str, torch.Tensor], path: Path) -> StateDict:
+    """`to_timm_layout`, its errors naming the file."""
+    try:
+        return to_timm_layout(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _tensors_only(obj: dict[str, Any], path: Path, where: str = "") -> dict[str, torch.Tensor]:
@@ -139,9 +166,11 @@ def _open_hf_dir(directory: Path, spec: str) -> Checkpoint:
             "(for a native checkpoint pass the .pth.tar file itself)"
         )
     try:
-        config = json.loads(config_path.read_text())
-    except ValueError as exc:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
         raise CheckpointError(f"{config_path} is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} must hold a JSON object, not {config!r:.60}")
     if config.get("model_type") != "ijepa":
         raise CheckpointError(
             f"{config_path}: model_type is {config.get('model_type')!r}, expected 'ijepa'"
@@ -150,19 +179,23 @@ def _open_hf_dir(directory: Path, spec: str) -> Checkpoint:
         raise CheckpointError(
             f"{config_path}: hidden_act {config['hidden_act']!r} is not supported"
         )
+    stated = HfArchConfig.read(config, str(config_path)).stated()
+    ours = config.get("ijepa_eval")  # written by our convert: which network this is
+    network = ours.get("network", "encoder") if isinstance(ours, dict) else "encoder"
+    if network not in ENCODER_NETWORKS:
+        raise CheckpointError(
+            f"{config_path}: ijepa_eval.network must be one of {', '.join(ENCODER_NETWORKS)}, "
+            f"not {network!r}"
+        )
     path, state = _read_hf_weights(directory)
-    network = config.get("ijepa_eval", {}).get("network", "encoder")
     notes = [] if network == "target_encoder" else [HF_CONTEXT_NOTE]
     return Checkpoint(
         spec,
         "hf",
         path,
-        {network: to_timm_layout(state)},
-        arch_hints={
-            "num_heads": config.get("num_attention_heads"),
-            "norm_eps": config.get("layer_norm_eps", 1e-12),  # transformers' default
-            "qkv_bias": config.get("qkv_bias", True),
-        },
+        {network: _in_our_layout(state, path)},
+        stated_arch=stated,
+        stated_in=str(config_path),
         declared_normalization=_read_normalization(directory / "preprocessor_config.json"),
         notes=notes,
     )
@@ -174,7 +207,14 @@ def _read_hf_weights(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
             return directory / name, read_weights(directory / name)
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            shards = sorted(
+                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            )
+        except (ValueError, OSError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{index} is not a safetensors index (a JSON object with a 'weight_map'): {exc}"
+            ) from None
         state: dict[str, torch.Tensor] = {}
         for shard in shards:
             state.update(read_weights(directory / shard))
@@ -188,12 +228,15 @@ def _read_normalization(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        proc = json.loads(path.read_text())
-    except ValueError:
+        proc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
         return None
-    if "image_mean" not in proc or "image_std" not in proc:
+    stats = [proc.get(k) if isinstance(proc, dict) else None for k in ("image_mean", "image_std")]
+    if not all(isinstance(v, list) and len(v) == 3 for v in stats):
+        return None  # only ever a note beside I-JEPA's own normalisation: nothing to stop for
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) for v in stats for x in v):
         return None
-    return {"mean": list(proc["image_mean"]), "std": list(proc["image_std"]), "from": path.name}
+    return {"mean": stats[0], "std": stats[1], "from": path.name}
 
 
 def _hub_snapshot(repo_id: str) -> Path:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ijepa_eval.cli_options import console, err_console, print_warnings
-from ijepa_eval.errors import collect_warnings
+from ijepa_eval.errors import UserError, collect_warnings, writing
 
 T = TypeVar("T")
 
@@ -57,13 +57,18 @@ def leaderboard(
     if out is None:
         typer.echo(render(board, fmt), nl=False)
     else:
-        write_leaderboard(board, out, fmt)
+        try:
+            write_leaderboard(board, out, fmt)
+        except UserError:  # a full disk: the table is not lost, it goes to stdout instead
+            typer.echo(render(board, fmt), nl=False)
+            raise
         err_console.print(
             f"wrote {fmt} leaderboard to [bold]{escape(str(out))}[/]", highlight=False
         )
     if plot is not None:
-        for path in plot_leaderboard(board, plot):
-            err_console.print(f"wrote chart [bold]{escape(str(path))}[/]", highlight=False)
+        with writing("the leaderboard charts", plot):
+            for path in plot_leaderboard(board, plot):
+                err_console.print(f"wrote chart [bold]{escape(str(path))}[/]", highlight=False)
 
 
 def check(

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from ijepa_eval import atomic
-from ijepa_eval.errors import UserError
+from ijepa_eval.errors import UserError, writing
 from ijepa_eval.results.load import load_records, newest
 from ijepa_eval.results.reference import ReferenceRow, load_references
 from ijepa_eval.tasks.record import ModelId, RunRecord
@@ -199,8 +199,14 @@ def to_csv(board: Leaderboard) -> str:
 
 
 def write_leaderboard(board: Leaderboard, dest: str | os.PathLike[str], fmt: str = "md") -> Path:
-    """Render ``board`` as ``md`` or ``csv`` and write it atomically to ``dest``."""
-    atomic.write_bytes(dest, render(board, fmt).encode("utf-8"))
+    """Render ``board`` as ``md`` or ``csv`` and write it atomically to ``dest``.
+
+    A write the system refuses (a full disk, ``dest`` a folder) is one `UserError`; whatever
+    ``dest`` held before is left as it was.
+    """
+    text = render(board, fmt)
+    with writing(f"the {fmt} leaderboard", dest):
+        atomic.write_bytes(dest, text.encode("utf-8"))
     return Path(dest)
 
 

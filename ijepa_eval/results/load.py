@@ -29,6 +29,8 @@ def load_records(results_dir: str | os.PathLike[str]) -> list[RunRecord]:
     `UserError` when the directory is missing or holds no valid record.
     """
     root = Path(results_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} is a file; name the results folder (it holds runs/<task>/)")
     if not root.is_dir():
         raise UserError(f"results directory {root} does not exist")
     runs = root / "runs" if (root / "runs").is_dir() else root

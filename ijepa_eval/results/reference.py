@@ -72,6 +72,11 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
     values: dict[tuple[str, str], float] = {}
     directions: dict[tuple[str, str], bool] = {}
     places = []
+    if not isinstance(entry["results"], list):
+        raise UserError(f"reference file {file}: rows[].results must be a list")
+    px = entry.get("px")
+    if px is not None and (isinstance(px, bool) or not isinstance(px, int) or px < 1):
+        raise UserError(f"reference file {file}: rows[].px must be a positive integer, not {px!r}")
     for result in entry["results"]:
         if not isinstance(result, dict):
             raise UserError(f"reference file {file}: each result must be a mapping")
@@ -83,7 +88,10 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
             "rows[].results[].",
         )
         task = str(result["task"])
-        for metric, value in dict(result["metrics"]).items():
+        for name in ("metrics", "higher_is_better"):
+            if not isinstance(result.get(name) or {}, dict):
+                raise UserError(f"reference file {file}: {task} {name} must be a mapping")
+        for metric, value in result["metrics"].items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise UserError(f"reference file {file}: {task} {metric} = {value!r} is no number")
             values[(task, str(metric))] = float(value)
@@ -95,7 +103,7 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
     return ReferenceRow(
         label=str(entry["model"]),
         network=str(entry.get("network") or ""),
-        px=entry.get("px"),
+        px=px,
         values=values,
         higher_is_better=directions,
         citation=f"{publication}: {'; '.join(places)}",

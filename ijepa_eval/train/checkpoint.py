@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ijepa_eval.errors import CheckpointError, UserError
-from ijepa_eval.models.safe_io import write_weights
+from ijepa_eval.errors import CheckpointError, UserError, writing
+from ijepa_eval.models.safe_io import read_weights, write_weights
 
 PREFIX = "module."
 NETWORKS = ("encoder", "predictor", "target_encoder")
@@ -34,24 +34,41 @@ def plain_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix(PREFIX): v for k, v in state.items()}
 
 
-def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
-    write_weights(path, payload)
+def save(path: str | os.PathLike[str], payload: dict[str, Any], *, kept: str = "") -> None:
+    """Write atomically: a crash or a full disk mid-write leaves the previous checkpoint intact.
+
+    A write the system refuses is one `UserError` naming the file; ``kept`` says what survived.
+    """
+    with writing("the checkpoint", path, kept):
+        write_weights(path, payload)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
+    """A training checkpoint, read with ``weights_only=True`` into memory (not mapped: its
+    tensors are updated in place and the file is replaced while they are held)."""
+    ckpt = read_weights(Path(path), mmap=False)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a training checkpoint")
+    return ckpt
 
 
 def restore(
-    ckpt: dict[str, Any], path: Path, networks: dict[str, nn.Module], expected_arch: dict
-) -> None:
-    """Load ``networks`` from ``ckpt``, refusing a checkpoint of another architecture."""
-    ours = ckpt.get("ijepa_eval", {})
-    saved_arch = ours.get("arch") if isinstance(ours, dict) else None
+    ckpt: dict[str, Any],
+    path: Path,
+    networks: dict[str, nn.Module],
+    expected_arch: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> tuple[int, int, float]:
+    """Load ``networks`` (and ``optimizer``) from ``ckpt``, refusing a checkpoint of another
+    architecture or one not written by `pretrain`; returns ``(epoch, step, elapsed seconds)``."""
+    ours = ckpt.get("ijepa_eval") if isinstance(ckpt.get("ijepa_eval"), dict) else {}
+    progress = (ckpt.get("epoch"), ours.get("step"), ours.get("elapsed"))
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in progress):
+        raise CheckpointError(
+            f"cannot resume from {path}: it was not written by ijepa-eval pretrain (it lacks "
+            "the epoch, step and elapsed time a resume needs); start a new logging.out"
+        )
+    saved_arch = ours.get("arch")
     if saved_arch is not None and saved_arch != expected_arch:
         diff = ", ".join(
             f"{k} {saved_arch.get(k)}→{v}"
@@ -69,7 +86,7 @@ def restore(
         own = net.state_dict()
         mismatched = sorted(
             set(state) ^ set(own)
-            | {k for k in set(state) & set(own) if state[k].shape != own[k].shape}
+            | {k for k in set(state) & set(own) if _shape(state[k]) != own[k].shape}
         )
         if mismatched:
             raise UserError(
@@ -77,6 +94,19 @@ def restore(
                 f"(differs at {', '.join(mismatched[:3])}); use the config it was trained with"
             )
         net.load_state_dict(state)
+    if optimizer is not None:
+        try:
+            optimizer.load_state_dict(ckpt.get("opt"))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise CheckpointError(
+                f"cannot resume from {path}: its optimizer state does not fit ({exc})"
+            ) from None
+    epoch, step, elapsed = progress
+    return int(epoch), int(step), float(elapsed)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    return value.shape if isinstance(value, torch.Tensor) else None
 
 
 def export_encoder(
@@ -95,7 +125,8 @@ def export_encoder(
     ckpt = load(src)
     if not isinstance(ckpt.get(which), dict):
         raise CheckpointError(f"{src} has no {which!r} to export")
-    ours = {k: v for k, v in ckpt.get("ijepa_eval", {}).items() if k in ("arch", "config", "step")}
+    extras = ckpt.get("ijepa_eval")
+    ours = {k: v for k, v in (extras or {}).items() if k in ("arch", "config", "step")}
     payload = {
         which: {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt[which].items()},
         "epoch": ckpt.get("epoch"),

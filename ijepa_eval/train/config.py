@@ -4,7 +4,9 @@ A config has six sections (``data``, ``model``, ``mask``, ``optimization``, ``ev
 ``logging``) and a ``seed``. Missing keys take the defaults below (the official ViT-H/14 recipe
 where it has one); an unknown key is an error naming it and the closest known keys. Overrides
 use dotted keys and YAML values: ``optimization.lr=1e-3``, ``eval.every=0``,
-``optimization.stop_after=null``. Presets live in ``tasks/pretrain/<name>.yaml``.
+``optimization.stop_after=null``. Presets live in ``tasks/pretrain/<name>.yaml``. Every number
+declares its range (`bounded`), so ``data.batch_size=-4`` stops before any work with one line
+naming the key and what it allows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from ijepa_eval.errors import UserError
 from ijepa_eval.models.arch import VitArch
 from ijepa_eval.paths import resource_path
-from ijepa_eval.schema import build, did_you_mean, merge, parse_assignments
+from ijepa_eval.schema import bounded, build, did_you_mean, merge, parse_assignments
 from ijepa_eval.train.masks import MaskConfig
 from ijepa_eval.yaml_file import read_yaml
 
@@ -29,21 +31,22 @@ class DataConfig:
     dataset: str = "imagefolder"  # any `load_dataset` adapter
     root: str = ""
     split: str = "train"
-    batch_size: int = 128  # per process (the official global batch is 2048 = 16 GPUs × 128)
-    workers: int = 10
-    crop_scale: tuple[float, float] = (0.3, 1.0)  # RandomResizedCrop, the only augmentation
+    batch_size: int = bounded(128, ge=1)  # per process (official global batch: 16 GPUs × 128)
+    workers: int = bounded(10, ge=0)
+    # RandomResizedCrop's area range, the only augmentation
+    crop_scale: tuple[float, float] = bounded((0.3, 1.0), gt=0, le=1, ascending=True)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    embed_dim: int = 1280
-    depth: int = 32
-    num_heads: int = 16
-    mlp_hidden: int | None = None  # default 4 × embed_dim (ViT-g/16: 6144)
-    patch_size: int = 14
-    img_size: int = 224
-    predictor_depth: int = 12
-    predictor_embed_dim: int = 384  # predictor heads = encoder heads
+    embed_dim: int = bounded(1280, ge=1)
+    depth: int = bounded(32, ge=1)
+    num_heads: int = bounded(16, ge=1)
+    mlp_hidden: int | None = bounded(None, ge=1)  # default 4 × embed_dim (ViT-g/16: 6144)
+    patch_size: int = bounded(14, ge=1)
+    img_size: int = bounded(224, ge=1)
+    predictor_depth: int = bounded(12, ge=1)
+    predictor_embed_dim: int = bounded(384, ge=1)  # predictor heads = encoder heads
 
     def arch(self) -> VitArch:
         if self.img_size % self.patch_size:
@@ -51,6 +54,12 @@ class ModelConfig:
                 f"model.img_size={self.img_size} is not a multiple of "
                 f"model.patch_size={self.patch_size}"
             )
+        for key, width in (
+            ("embed_dim", self.embed_dim),
+            ("predictor_embed_dim", self.predictor_embed_dim),
+        ):
+            if width % 4:  # the fixed 2-D sin-cos position table splits the width in four
+                raise UserError(f"model.{key}={width} must be a multiple of 4")
         if self.embed_dim % self.num_heads or self.predictor_embed_dim % self.num_heads:
             raise UserError(
                 f"model.num_heads={self.num_heads} must divide model.embed_dim="
@@ -68,39 +77,39 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimizationConfig:
-    epochs: int = 300  # length of every schedule
-    warmup: float = 40  # epochs of linear lr warmup
-    start_lr: float = 2e-4
-    lr: float = 1e-3
-    final_lr: float = 1e-6
-    weight_decay: float = 0.04
-    final_weight_decay: float = 0.4
-    ema: tuple[float, float] = (0.996, 1.0)
-    ipe_scale: float = 1.0  # schedules span ipe_scale × epochs
-    clip_grad: float | None = None  # max gradient norm; none in the official recipe
+    epochs: int = bounded(300, ge=1)  # length of every schedule
+    warmup: float = bounded(40, ge=0)  # epochs of linear lr warmup
+    start_lr: float = bounded(2e-4, ge=0)
+    lr: float = bounded(1e-3, gt=0)
+    final_lr: float = bounded(1e-6, ge=0)
+    weight_decay: float = bounded(0.04, ge=0)
+    final_weight_decay: float = bounded(0.4, ge=0)
+    ema: tuple[float, float] = bounded((0.996, 1.0), ge=0, le=1, ascending=True)
+    ipe_scale: float = bounded(1.0, gt=0)  # schedules span ipe_scale × epochs
+    clip_grad: float | None = bounded(None, gt=0)  # max gradient norm; none officially
     bf16: bool = True  # bf16 autocast on GPU (CPU runs in fp32)
-    stop_after: int | None = None  # end this run after that epoch; --resume continues
+    stop_after: int | None = bounded(None, ge=1)  # end after that epoch; --resume continues
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """Online k-NN probe of the target encoder's lastPOOL features (rank 0)."""
 
-    every: int = 0  # epochs; 0 = never
+    every: int = bounded(0, ge=0)  # epochs; 0 = never
     dataset: str | None = None  # default: data.dataset
     root: str | None = None  # default: data.root
     train_split: str = "train"
     test_split: str = "val"
-    k: int = 20
-    temperature: float = 0.07
-    batch_size: int = 256
+    k: int = bounded(20, ge=1)
+    temperature: float = bounded(0.07, gt=0)
+    batch_size: int = bounded(256, ge=1)
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
     out: str = "out/pretrain"
-    log_every: int = 10  # steps between log.csv rows
-    keep_every: int = 50  # also keep ep{N}.pth.tar every N epochs; 0 = only latest
+    log_every: int = bounded(10, ge=1)  # steps between log.csv rows
+    keep_every: int = bounded(50, ge=0)  # also keep ep{N}.pth.tar every N epochs; 0 = only latest
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ class PretrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts, lists and scalars: safe for YAML and ``torch.load(weights_only=True)``."""

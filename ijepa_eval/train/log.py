@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ijepa_eval.atomic import write_text
+from ijepa_eval.errors import writing
 
 COLUMNS = ("step", "epoch", "loss", "lr", "wd", "momentum", "knn_top1", "time")
 
@@ -27,13 +28,16 @@ class TrainLog:
         kept = []
         if resume_step is not None and self.path.is_file():
             with open(self.path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        lines = [",".join(COLUMNS)] + [",".join(r.get(c, "") for c in COLUMNS) for r in kept]
-        write_text(self.path, "\n".join(lines) + "\n")
+                rows = csv.DictReader(f)  # a row cut by a crash (no step number) is dropped
+                kept = [r for r in rows if (r.get("step") or "").isdigit()]
+                kept = [r for r in kept if int(r["step"]) <= resume_step]
+        lines = [",".join(COLUMNS)] + [",".join(r.get(c) or "" for c in COLUMNS) for r in kept]
+        with writing("the training log", self.path):
+            write_text(self.path, "\n".join(lines) + "\n")
 
     def write(self, **row: float | int | None) -> None:
         values = [_cell(row.get(c)) for c in COLUMNS]
-        with open(self.path, "a") as f:
+        with writing("the training log", self.path), open(self.path, "a") as f:
             f.write(",".join(values) + "\n")
         knn = "" if row.get("knn_top1") is None else f"  [green]knn top-1 {row['knn_top1']:.4g}[/]"
         self.console.print(

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ijepa_eval.errors import UserError
+from ijepa_eval.schema import bounded
 
 _TRIES_PER_RELAXATION = 20
 
@@ -38,12 +39,15 @@ _TRIES_PER_RELAXATION = 20
 class MaskConfig:
     """The multi-block recipe; defaults are the official configs' (``mask:`` section)."""
 
-    num_targets: int = 4  # num_pred_masks
-    target_scale: tuple[float, float] = (0.15, 0.2)  # pred_mask_scale
-    aspect_ratio: tuple[float, float] = (0.75, 1.5)  # of target blocks; context blocks are square
-    num_context: int = 1  # num_enc_masks
-    context_scale: tuple[float, float] = (0.85, 1.0)  # enc_mask_scale
-    min_keep: int = 10
+    num_targets: int = bounded(4, ge=1)  # num_pred_masks
+    # pred_mask_scale
+    target_scale: tuple[float, float] = bounded((0.15, 0.2), gt=0, le=1, ascending=True)
+    # of target blocks; context blocks are square
+    aspect_ratio: tuple[float, float] = bounded((0.75, 1.5), gt=0, ascending=True)
+    num_context: int = bounded(1, ge=1)  # num_enc_masks
+    # enc_mask_scale
+    context_scale: tuple[float, float] = bounded((0.85, 1.0), gt=0, le=1, ascending=True)
+    min_keep: int = bounded(10, ge=0)
     allow_overlap: bool = False  # let context blocks keep target patches
 
 

@@ -52,7 +52,7 @@ from ijepa_eval import __version__
 from ijepa_eval.atomic import write_text
 from ijepa_eval.data import load_dataset
 from ijepa_eval.dist import world
-from ijepa_eval.errors import UserError
+from ijepa_eval.errors import UserError, writing
 from ijepa_eval.models.vit import apply_masks
 from ijepa_eval.plots import plot_curves
 from ijepa_eval.preprocess import IMAGENET_MEAN, IMAGENET_STD
@@ -82,11 +82,16 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
     out = Path(cfg.logging.out)
     latest = out / "latest.pth.tar"
     say = console.print if w.is_main else lambda *args, **kwargs: None
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; pretraining writes a folder (logging.out)")
     if latest.exists() and not resume:
         raise UserError(
             f"{out} already holds a run (latest.pth.tar); pass --resume to continue it "
             "or choose another --out"
         )
+
+    arch = cfg.model.arch()  # a shape that cannot be built stops here, before any data is read
+    masks = MultiBlockMasks(arch.grid, cfg.mask, seed=cfg.seed, rank=w.rank)
 
     # -- data: RandomResizedCrop is the only augmentation, as in every official config
     train_transform = transforms.Compose(
@@ -117,8 +122,6 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
         drop_last=True,
     )  # workers are re-forked each epoch, seeded from the epoch seed: replayable on resume
     iterations_per_epoch = len(loader)
-    arch = cfg.model.arch()
-    masks = MultiBlockMasks(arch.grid, cfg.mask, seed=cfg.seed, rank=w.rank)
 
     # -- networks: the context encoder and predictor learn; the target encoder is their EMA
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
@@ -141,10 +144,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
     if resume and latest.is_file():
         ckpt = checkpoint.load(latest)
         nets = {"encoder": encoder, "predictor": predictor, "target_encoder": target_encoder}
-        checkpoint.restore(ckpt, latest, nets, arch.to_dict())
-        optimizer.load_state_dict(ckpt["opt"])
-        ours = ckpt["ijepa_eval"]
-        start_epoch, step, elapsed = int(ckpt["epoch"]), int(ours["step"]), float(ours["elapsed"])
+        start_epoch, step, elapsed = checkpoint.restore(
+            ckpt, latest, nets, arch.to_dict(), optimizer
+        )
         say(f"resuming {latest}: epoch {start_epoch}, step {step}")
         if ckpt.get("world_size") != w.size:
             say(
@@ -154,7 +156,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
     elif resume:
         say(f"no checkpoint in {out}; starting from scratch")
     if w.is_main:
-        write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        with writing("the run's config", out / "config.yaml"):
+            write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     log = TrainLog(out / "log.csv", resume_step=step if resume else None, console=console)
     monitor = KnnMonitor(cfg, device) if cfg.eval.every and w.is_main else None
 
@@ -261,13 +264,25 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
                     "elapsed": time.perf_counter() - started,
                 },
             }
-            checkpoint.save(latest, payload)
+            kept = (
+                f"; the previous one (epoch {epoch}) is intact: free some space, then run again "
+                "with --resume"
+                if latest.is_file()
+                else "; no checkpoint was written yet: free some space and run again"
+            )
+            checkpoint.save(latest, payload, kept=kept)
             if cfg.logging.keep_every and (epoch + 1) % cfg.logging.keep_every == 0:
-                checkpoint.save(out / f"ep{epoch + 1}.pth.tar", payload)
+                checkpoint.save(
+                    out / f"ep{epoch + 1}.pth.tar",
+                    payload,
+                    kept=f"; {latest} (epoch {epoch + 1}) was written: free some space, then "
+                    "run again with --resume",
+                )
         w.barrier()
 
     if w.is_main and (out / "log.csv").is_file():
-        plot_curves(out / "log.csv", out / "curves.png")
+        with writing("the training curves", out / "curves.png"):
+            plot_curves(out / "log.csv", out / "curves.png")
         say(f"done: {latest}, log {out / 'log.csv'}, curves {out / 'curves.png'}")
     return latest
 
