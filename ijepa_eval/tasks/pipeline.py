@@ -155,7 +155,14 @@ def prepare(
     options = {**spec.dataset.options, **(data_options or {})}
     if skip_bad_images:
         options["skip_bad_images"] = True
-    plan = plan_splits(spec.dataset, available_splits(adapter, root))
+    available = available_splits(adapter, root)
+    plan = plan_splits(spec.dataset, available)
+    for role, split in (("train", plan.train), ("test", plan.test), ("select", plan.select)):
+        if split is not None and split not in available:
+            raise UserError(
+                f"task {spec.name}: its {role} split {split!r} is not in {root} (it has "
+                f"{', '.join(available) or 'no splits'})"
+            )
     return Job(spec, probe, config, adapter, root, options, plan, _draws(spec, subset_file))
 
 

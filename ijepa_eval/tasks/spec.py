@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ijepa_eval.errors import UserError
-from ijepa_eval.schema import build, did_you_mean
+from ijepa_eval.schema import bounded, build, did_you_mean
 from ijepa_eval.yaml_file import read_yaml
 
 REPRESENTATIONS = ("lastPOOL", "concatPOOL4", "linear", "linear4", "block<N>")
@@ -63,7 +63,7 @@ class DataSpec:
     train: str = "train"
     test: str | None = None  # None with select "auto": decided by the splits on disk
     select: str = "auto"
-    holdout: float = 0.1
+    holdout: float = bounded(0.1, gt=0, lt=1)
     seed: int = 0
     subset_file_key: str | None = None  # settings key of a SimCLR subset file (imagenet_1pct)
     shots: tuple[int, ...] = ()
