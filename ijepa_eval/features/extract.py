@@ -132,16 +132,15 @@ def extract(
 
 
 def _report_damage(entry: Entry, damage: list[Damage], the_world: World) -> None:
-    """One line: what was damaged, and that exactly those shards are computed again."""
-    shards = entry.discard(damage) if the_world.is_main else []
+    """Drop what is damaged (rank 0 only) and say so in one line: what, and what is redone."""
+    if not the_world.is_main:
+        return
+    shards = entry.discard(damage)
     first = damage[0].what + (f" and {len(damage) - 1} more" if len(damage) > 1 else "")
     redo = f"recomputing {len(shards)} of {entry.num_shards} shards" if shards else "rebuilding it"
-    if the_world.is_main:
-        warnings.warn(
-            f"cache entry {entry.short_key} was damaged ({first}): {redo}",
-            CacheWarning,
-            stacklevel=3,
-        )
+    warnings.warn(
+        f"cache entry {entry.short_key} was damaged ({first}): {redo}", CacheWarning, stacklevel=3
+    )
 
 
 def dataset_identity(dataset: Dataset, *, fresh: bool = False) -> dict[str, Any]:

@@ -158,10 +158,10 @@ def prepare(
     available = available_splits(adapter, root)
     plan = plan_splits(spec.dataset, available)
     for role, split in (("train", plan.train), ("test", plan.test), ("select", plan.select)):
-        if split is not None and split not in available:
+        if available and split is not None and split not in available:  # []: loading will say
             raise UserError(
                 f"task {spec.name}: its {role} split {split!r} is not in {root} (it has "
-                f"{', '.join(available) or 'no splits'})"
+                f"{', '.join(available)})"
             )
     return Job(spec, probe, config, adapter, root, options, plan, _draws(spec, subset_file))
 
