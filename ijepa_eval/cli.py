@@ -262,6 +262,11 @@ def models(
 
 def main() -> None:
     """Console-script entry point."""
+    # Idle OpenMP threads sleep instead of spinning (set before torch loads; an explicit
+    # setting wins). Spinning only burns cores another process could use: two extractions
+    # sharing one cache on 2 cores spent 2.9x a lone run's CPU time spinning, 1.2x without;
+    # a lone run or a probe is no slower (benchmarks/RESULTS.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
 
 
