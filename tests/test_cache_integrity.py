@@ -63,17 +63,20 @@ def _overwrite_middle(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _bad_header(path: Path) -> None:
+    path.write_bytes(b"\x93NUMPY garbage" + path.read_bytes()[14:])
+
+
+# Each damages cache entry ``e``; ``s`` names the shard it aims at.
 DAMAGE = {
-    "bytes inside every array": lambda e: [_overwrite_middle(p) for p in e.glob("shards/*/*.npy")],
-    "a corrupt .npy header": lambda e: (e / "shards/00001/pooled.npy").write_bytes(
-        b"\x93NUMPY garbage" + (e / "shards/00001/pooled.npy").read_bytes()[14:]
-    ),
-    "a truncated array": lambda e: os.truncate(e / "shards/00002/tokens.npy", 100),
-    "a deleted array": lambda e: (e / "shards/00000/pooled.npy").unlink(),
-    "a deleted shard": lambda e: shutil.rmtree(e / "shards/00001"),
-    "a corrupt manifest.json": lambda e: (e / "manifest.json").write_text("{not json"),
-    "a corrupt shard.json": lambda e: (e / "shards/00002/shard.json").write_text("[]"),
-    "a corrupt entry.json": lambda e: (e / "entry.json").write_bytes(b"\x00" * 10),
+    "bytes inside every array": lambda e, s: [_overwrite_middle(p) for p in e.rglob("*.npy")],
+    "a corrupt .npy header": lambda e, s: [_bad_header(p) for p in (e / s).glob("*.npy")],
+    "a truncated array": lambda e, s: [os.truncate(p, 100) for p in (e / s).glob("*.npy")],
+    "a deleted array": lambda e, s: (e / s / "pooled.npy").unlink(),
+    "a deleted shard": lambda e, s: shutil.rmtree(e / s),
+    "a corrupt manifest.json": lambda e, s: (e / "manifest.json").write_text("{not json"),
+    "a corrupt shard.json": lambda e, s: (e / s / "shard.json").write_text("[]"),
+    "a corrupt entry.json": lambda e, s: (e / "entry.json").write_bytes(b"\x00" * 10),
 }
 
 
@@ -85,7 +88,7 @@ def test_damage_is_recomputed_never_used(damage, folder, tmp_path, official_ckpt
     clean = _extract(enc, ds, tmp_path / "c", **request)
     snapshot = _arrays(clean.entry.dir)
     expected = clean.pooled(), clean.tokens()[:]
-    DAMAGE[damage](clean.entry.dir)
+    DAMAGE[damage](clean.entry.dir, "shards/00001")
     with pytest.warns(CacheWarning) as said:
         again = _extract(enc, ds, tmp_path / "c", **request)
     (line,) = [str(w.message) for w in said]
@@ -135,19 +138,20 @@ def _records(tmp_path: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in paths]
 
 
-def test_run_after_damage_reports_the_clean_metrics(folder, tmp_path):
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_run_after_damage_reports_the_clean_metrics(damage, folder, tmp_path):
     first = _run(folder, tmp_path)
     assert first.exit_code == 0, first.output
-    for array in (tmp_path / "c").rglob("*.npy"):
-        _overwrite_middle(array)
+    for entry in FeatureStore(tmp_path / "c").entries():  # the train and the val entry
+        DAMAGE[damage](entry.dir, "shards/00000")
     second = _run(folder, tmp_path)
     assert second.exit_code == 0 and "Traceback" not in second.output, second.output
-    damaged = [line for line in second.output.splitlines() if "was damaged" in line]
-    assert len(damaged) == 2  # one line per damaged entry (train, val)
+    said = [line for line in second.output.splitlines() if "cache entry" in line]
+    assert len(said) == 2  # one line per damaged entry
     clean, repaired = _records(tmp_path)
     assert repaired["metrics"] == clean["metrics"]
     assert not any(e["cache_hit"] for e in repaired["features"]["entries"])
-    assert any("was damaged" in note for note in repaired["notes"])
+    assert sum("cache entry" in note for note in repaired["notes"]) == 2
 
 
 def test_run_refresh_extracts_again(folder, tmp_path):
