@@ -392,7 +392,8 @@ def extract_features(
         ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
         which = json.dumps([job.adapter, str(job.root), split, subset, job.options], default=str)
         refresh = extraction.refresh and which not in extraction.refreshed
-        extraction.refreshed.add(which)
+        if refresh:
+            extraction.refreshed.add(which)
         started = time.perf_counter()
         features = extract(
             encoder,
