@@ -97,8 +97,14 @@ class PreprocessOptions:
     resize: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            "--resize", help="crop (resize + centre crop, default) or resize (VISSL plain)."
+            "--resize",
+            help="crop (resize + centre crop) or resize (the whole frame to S×S, VISSL); "
+            "default: the task's (resize for CLEVR), else crop.",
         ),
+    ] = None
+    interpolation: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--interpolation", help="bilinear (default), bicubic or nearest."),
     ] = None
     mean: Annotated[
         Optional[str],  # noqa: UP045
@@ -121,9 +127,12 @@ class PreprocessOptions:
             raise UserError(f"--resize must be 'crop' or 'resize', not {self.resize!r}")
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
             raise UserError(f"--crop-pct must be in (0, 1], not {self.crop_pct}")
+        if self.interpolation not in (None, "nearest", "bilinear", "bicubic"):
+            raise UserError(
+                f"--interpolation must be bilinear, bicubic or nearest, not {self.interpolation!r}"
+            )
         preprocess = {
-            "crop_pct": self.crop_pct,
-            "resize": self.resize,
+            **self.geometry(),
             "mean": _triple(self.mean, "mean"),
             "std": _triple(self.std, "std"),
         }
@@ -132,6 +141,15 @@ class PreprocessOptions:
             "preprocess": preprocess,
             "source_norm": self.source_norm,
         }
+
+    def geometry(self) -> dict[str, Any]:
+        """The options given that win over a task's own preprocessing (`TaskSpec.preprocess`)."""
+        given = {
+            "resize": self.resize,
+            "crop_pct": self.crop_pct,
+            "interpolation": self.interpolation,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass(frozen=True)

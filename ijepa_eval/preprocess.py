@@ -40,6 +40,9 @@ class Preprocess:
             raise ValueError(f"resize must be 'crop' or 'resize', not {self.resize!r}")
         if not 0 < self.crop_pct <= 1:
             raise ValueError(f"crop_pct must be in (0, 1], not {self.crop_pct}")
+        modes = [m.value for m in T.InterpolationMode]
+        if self.interpolation not in modes:
+            raise ValueError(f"interpolation must be one of {modes}, not {self.interpolation!r}")
 
     @property
     def resize_size(self) -> int:

@@ -337,8 +337,8 @@ TASK_YAMLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "unknown-key": (GOOD_TASK + "descripton: x\n", ("unknown field 'descripton'",)),
     "wrong-type": (GOOD_TASK.replace("version: 1", "version: one"), ("version must be int",)),
     "unknown-probe": (GOOD_TASK.replace("type: knn", "type: knnn"), ("knnn",)),
-    # k-NN selects nothing, yet a split it names must exist and a fraction must be one
-    "missing-split": (GOOD_TASK.replace("select: none", "select: bogus"), ("split 'bogus'",)),
+    # k-NN chooses nothing: a selection split would be ignored, and a fraction must be one
+    "select-ignored": (GOOD_TASK.replace("select: none", "select: bogus"), ("ignored",)),
     "holdout-range": (GOOD_TASK.replace("select: none", "holdout: 1.5"), ("(0, 1), not 1.5",)),
 }
 

@@ -387,7 +387,7 @@ CASES: dict[str, Case] = {
     ),
     "imagefolder/missing split (run)": Case(
         _folder_case(lambda r: shutil.rmtree(r / "val"), lambda r: _run(str(r))),
-        "its test split 'val' is not in",
+        "val does not exist (splits in",
         run=True,
     ),
     "imagefolder/missing split (info)": Case(

@@ -41,7 +41,7 @@ def run_tasks(
     through the cache). ``request`` adds `prepare` arguments (shots, subset_file)."""
     from ijepa_eval.tasks.pipeline import RecordNotWritten, run_job
 
-    jobs = _prepare(names, data, evaluation, **request)
+    jobs = _prepare(names, data, evaluation, preprocess=preprocess.geometry(), **request)
     encoder = load_encoder_loudly(checkpoint, preprocess)
     for job in jobs:
         console.print(f"[bold]{job.spec.name}[/] — {job.spec.description}", highlight=False)
@@ -238,7 +238,7 @@ def sweep_command(
     """Probe every block of an encoder on one task: a run record per block and a PNG plot."""
     from ijepa_eval.tasks.sweep import sweep
 
-    (job,) = _prepare([task], data, evaluation)
+    (job,) = _prepare([task], data, evaluation, preprocess=preprocess.geometry())
     encoder = load_encoder_loudly(checkpoint, preprocess)
     result = sweep(
         job,

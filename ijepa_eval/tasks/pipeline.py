@@ -14,6 +14,7 @@ part of train, carved here once, the same way for every probe (stratified by cla
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
@@ -34,6 +35,7 @@ from ijepa_eval import atomic
 from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError, collect_warnings
+from ijepa_eval.preprocess import Preprocess
 from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
 from ijepa_eval.probes.common import note, resolve_device
 from ijepa_eval.probes.split import stratified_split
@@ -92,6 +94,7 @@ class Job:
     options: dict[str, Any]  # dataset adapter options
     plan: SplitPlan
     draws: tuple[Draw, ...]
+    preprocess: dict[str, Any] = field(default_factory=dict)  # the task's geometry, then the user's
 
     def with_representations(self, names: Sequence[str]) -> Job:
         """The same job reading other representations (the layer sweep's ``block<N>``)."""
@@ -139,8 +142,12 @@ def prepare(
     data_options: Mapping[str, Any] | None = None,
     skip_bad_images: bool = False,
     include_paths: Iterable[str | os.PathLike[str]] = (),
+    preprocess: Mapping[str, Any] | None = None,
 ) -> Job:
-    """Resolve ``task`` into a `Job`, checking every parameter: the step that fails fast."""
+    """Resolve ``task`` into a `Job`, checking every parameter: the step that fails fast.
+
+    ``preprocess`` (``resize``, ``crop_pct``, ``interpolation``) wins over the task's own.
+    """
     spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
     if shots is not None:  # the metrics follow the shots asked for
         shots = tuple(shots)
@@ -155,15 +162,34 @@ def prepare(
     options = {**spec.dataset.options, **(data_options or {})}
     if skip_bad_images:
         options["skip_bad_images"] = True
-    available = available_splits(adapter, root)
-    plan = plan_splits(spec.dataset, available)
-    for role, split in (("train", plan.train), ("test", plan.test), ("select", plan.select)):
-        if available and split is not None and split not in available:  # []: loading will say
-            raise UserError(
-                f"task {spec.name}: its {role} split {split!r} is not in {root} (it has "
-                f"{', '.join(available)})"
-            )
-    return Job(spec, probe, config, adapter, root, options, plan, _draws(spec, subset_file))
+    plan = plan_splits(spec.dataset, available_splits(adapter, root))
+    if not probe.selects and spec.dataset.select not in ("auto", "none"):
+        raise UserError(
+            f"task {spec.name}: the {probe.name} probe chooses nothing, so 'select: "
+            f"{spec.dataset.select}' would be ignored; use 'select: none'"
+        )
+    geometry = {
+        **spec.preprocess.overrides(),
+        **{k: v for k, v in (preprocess or {}).items() if v is not None},
+    }
+    try:
+        Preprocess().with_overrides(**geometry)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"task {spec.name}: preprocessing {geometry}: {exc}") from None
+    draws = _draws(spec, subset_file)
+    return Job(spec, probe, config, adapter, root, options, plan, draws, geometry)
+
+
+def task_encoder(encoder: Encoder, geometry: Mapping[str, Any]) -> Encoder:
+    """``encoder`` seeing images the task's way: the same weights (a shallow copy) with the
+    task's preprocessing, which its features' cache key and the record then carry."""
+    prep = encoder.preprocess.with_overrides(**geometry)
+    if prep == encoder.preprocess:
+        return encoder
+    twin = copy.copy(encoder)
+    twin.preprocess = prep
+    twin.info = replace(encoder.info, preprocess=prep.to_dict())
+    return twin
 
 
 def prepare_tasks(
@@ -336,6 +362,7 @@ def run_job(
 ) -> RunResult:
     """Extract the job's inputs through the cache, run its probe, record and write the run."""
     started = time.perf_counter()
+    encoder = task_encoder(encoder, job.preprocess)
     with collect_warnings() as said:
         blocks = needed_blocks(job, encoder)
         inputs = extract_inputs(job, encoder, extraction, blocks)

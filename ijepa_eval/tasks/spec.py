@@ -12,7 +12,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ijepa_eval.errors import UserError
 from ijepa_eval.schema import bounded, build, did_you_mean
@@ -72,6 +72,24 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class PreprocessSpec:
+    """The task's image geometry, where its protocol is not the encoder's evaluation default.
+
+    VISSL's CLEVR configs, which the paper ran, resize the whole frame to S×S (``resize:
+    resize``): a centre crop would cut objects out and falsify the count. Unset fields keep the
+    encoder's; the command line's ``--resize`` / ``--crop-pct`` / ``--interpolation`` win over
+    both. Part of the cache key and of the record, through the encoder's preprocessing.
+    """
+
+    resize: Literal["crop", "resize"] | None = None
+    crop_pct: float | None = bounded(None, gt=0, le=1)
+    interpolation: Literal["nearest", "bilinear", "bicubic"] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class ProbeSpec:
     type: str
     representations: tuple[str, ...] = ("lastPOOL",)
@@ -93,6 +111,7 @@ class TaskSpec:
     dataset: DataSpec
     probe: ProbeSpec
     metrics: tuple[MetricSpec, ...]
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
