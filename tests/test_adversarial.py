@@ -470,7 +470,10 @@ def test_malformed_resume_checkpoint(case, official_ckpt, data, tmp_path):
 
 # --- results inputs: reference rows and tolerances ----------------------------------------------
 
-ONE_ROW = "source: x\nrows:\n  - {model: m, results: [{task: t, metrics: %s, where: w}]}\n"
+ONE_ROW = (
+    "source: x\nrows:\n  - {model: m, results: [{task: t, metrics: %s, adaptation: frozen, "
+    "where: w}]}\n"
+)
 REFERENCES: dict[str, tuple[str, str]] = {
     "bad-yaml": ("[1", "is not valid YAML"),
     "rows-not-list": ("source: x\nrows: 5\n", "'rows' must be a non-empty list"),
@@ -481,6 +484,10 @@ REFERENCES: dict[str, tuple[str, str]] = {
     "metrics-not-mapping": (ONE_ROW % "[1, 2]", "t metrics must be a mapping"),
     "metric-not-number": (ONE_ROW % "{top1: high}", "t top1 = 'high' is no number"),
     "unknown-field": ("source: x\nrows: []\nsorce: y\n", "unknown field 'sorce'"),
+    "bad-adaptation": (
+        (ONE_ROW % "{top1: 1}").replace("frozen", "probed"),
+        "adaptation must be frozen or fine-tuned",
+    ),
 }
 TOLERANCES: dict[str, tuple[str, str]] = {
     "not-a-number": ("default: abc\n", "'default' must be a number ≥ 0 (0.5) or a percentage"),

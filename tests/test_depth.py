@@ -7,12 +7,20 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ijepa_eval as ie
-from ijepa_eval.data.depth import eigen_cropped
 from ijepa_eval.data.synth import generate_clevr
 from ijepa_eval.probes.common import ProbeError
-from ijepa_eval.probes.depth import DepthConfig, DepthHead, depth_metrics, depth_probe, sig_loss
+from ijepa_eval.probes.depth import (
+    EIGEN_CROP,
+    DepthConfig,
+    DepthHead,
+    _score_per_image,
+    depth_metrics,
+    depth_probe,
+    sig_loss,
+)
 from ijepa_eval.tasks import ExtractOptions, evaluate
 
 
@@ -100,12 +108,89 @@ def test_image_without_valid_depth_is_an_error():
         )
 
 
-def test_eigen_crop():
-    depth = np.ones((480, 640), np.float32)
-    cropped = eigen_cropped(depth)
-    assert cropped[45:471, 41:601].all() and cropped.sum() == 426 * 560
-    with pytest.raises(ie.UserError, match="480x640"):
-        eigen_cropped(np.ones((10, 10), np.float32))
+def test_every_metric_by_hand():
+    pred = torch.tensor([[[1.0, 2.0], [4.0, 4.0]]])
+    target = torch.tensor([[[1.0, 1.0], [2.0, 8.0]]])  # errors 0, +1, +2, -4; ratios 1, 2, 2, 2
+    m = depth_metrics(pred, target, torch.ones_like(target, dtype=torch.bool))
+    assert m["rmse"] == pytest.approx(math.sqrt((0 + 1 + 4 + 16) / 4))
+    assert m["abs_rel"] == pytest.approx((0 + 1 / 1 + 2 / 2 + 4 / 8) / 4)
+    assert m["log10"] == pytest.approx(3 * math.log10(2) / 4)
+    assert m["delta1"] == m["delta2"] == m["delta3"] == pytest.approx(0.25)  # 2 > 1.25**3
+
+
+def test_the_head_is_dinov2s_linear_head():
+    """DINOv2's BNHead (dinov2/hub/depthers.py: upsample 4, 'linear' norm, no BatchNorm):
+    bilinear ×4 on the features, then the 1×1 conv, ReLU + 0.1, normalise, Σ p·bins, resize."""
+    torch.manual_seed(0)
+    config = DepthConfig(n_bins=16, min_depth=0.5, max_depth=9.0)
+    head = DepthHead(in_dim=2 * 8, grid=(3, 4), config=config).eval()
+    tokens = torch.randn(2, 2, 12, 8)
+    maps = tokens.permute(0, 1, 3, 2).reshape(2, 16, 3, 4)
+    up = F.interpolate(maps, size=(12, 16), mode="bilinear", align_corners=False)
+    scores = torch.relu(F.conv2d(up, head.conv.weight, head.conv.bias)) + 0.1
+    probs = scores / scores.sum(dim=1, keepdim=True)
+    depth = torch.einsum("bkhw,k->bhw", probs, torch.linspace(0.5, 9.0, 16))
+    expected = F.interpolate(depth[:, None], size=(30, 40), mode="bilinear", align_corners=False)
+    assert torch.allclose(head(tokens, (30, 40)), expected[:, 0], atol=1e-5)
+    assert isinstance(head.norm, torch.nn.Identity)  # BatchNorm is commented out in DINOv2's
+
+
+def _nyu_frames(folder, n_train=4, n_test=2):
+    """An NYU-format .mat of 480×640 frames (MATLAB v7.3 layout, as tests/test_data_depth.py)."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    n = n_train + n_test
+    images = rng.integers(0, 256, (n, 480, 640, 3), dtype=np.uint8)
+    depths = rng.uniform(0.5, 9.0, (n, 480, 640)).astype(np.float32)
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(folder / "nyu_depth_v2_labeled.mat", "w") as f:
+        f["images"] = images.transpose(0, 3, 2, 1)
+        f["depths"] = depths.transpose(0, 2, 1)
+    with h5py.File(folder / "splits.mat", "w") as f:
+        f["trainNdxs"] = np.arange(1, n_train + 1, dtype=np.float64)[None]
+        f["testNdxs"] = np.arange(n_train + 1, n + 1, dtype=np.float64)[None]
+    return depths
+
+
+def test_nyu_is_scored_on_the_eigen_crop_at_480x640(tmp_path):
+    from ijepa_eval.tasks.pipeline import NativeMaps
+
+    depths = _nyu_frames(tmp_path)
+    test = NativeMaps(ie.load_dataset("nyu_depth_v2", tmp_path, "test"))
+    top, bottom, left, right = EIGEN_CROP
+    inside = torch.zeros(480, 640, dtype=torch.bool)
+    inside[top:bottom, left:right] = True
+
+    def truth_inside_only(maps, size):  # the ground truth in the crop, nonsense outside it
+        assert size == (480, 640)
+        return torch.where(inside, maps, maps * 3 + 1)
+
+    eigen = _score_per_image(truth_inside_only, None, test, DepthConfig(eigen_crop=True))
+    assert eigen["rmse"] == [0.0, 0.0] and eigen["delta1"] == [1.0, 1.0]
+    whole = _score_per_image(truth_inside_only, None, test, DepthConfig())
+    assert min(whole["rmse"]) > 1  # the border counts when the crop is not asked for
+    train = ie.load_dataset("nyu_depth_v2", tmp_path, "train")
+    border = train.load_target(train.items[0])
+    assert border.shape == (480, 640) and np.array_equal(border, depths[0])  # never blanked
+
+
+@pytest.mark.slow
+def test_depth_nyu_end_to_end_at_full_resolution(tmp_path, official_ckpt):
+    _nyu_frames(tmp_path / "nyu", n_train=10, n_test=2)
+    result = evaluate(
+        "depth_nyu",
+        ckpt=official_ckpt,
+        data=str(tmp_path / "nyu"),
+        results_dir=tmp_path / "res",
+        params={"epochs": 1, "lrs": [1e-2]},
+        extraction=ExtractOptions(progress=False, workers=0),
+    )
+    record = result.record
+    assert record["splits"]["test"] == 2 and record["task_version"] == 2
+    assert record["model"]["preprocess"]["resize"] == "resize"  # the whole frame
+    assert record["task_spec"]["probe"]["params"]["eigen_crop"] is True
+    assert all(math.isfinite(v) for v in record["metrics"].values())
 
 
 def test_depth_synth_task_end_to_end(tmp_path, official_ckpt):

@@ -117,7 +117,7 @@ def test_reference_rows_are_marked_and_cited_in_markdown():
     assert "| ijepa_vith16_448_in1k [ref 2] | target_encoder | 448 |" in text
     assert "linprobe top1 ↑" in text and "81.10" in text
     assert "not reproduced by ijepa-eval" in text
-    assert 'Table 1, row "I-JEPA ViT-H/14, 300 epochs" (linprobe top1)' in text
+    assert 'Table 1, row "I-JEPA ViT-H/14, 300 epochs" (linprobe top1, frozen)' in text
 
 
 def test_a_malformed_reference_file_is_a_clear_error(tmp_path):
@@ -129,7 +129,7 @@ def test_a_malformed_reference_file_is_a_clear_error(tmp_path):
         app, ["leaderboard", "--results", str(FIXTURES), "--reference", str(bad)]
     )
     assert result.exit_code == 1
-    assert "missing field 'rows[].results[].where'" in result.output
+    assert "missing field 'rows[].results[].adaptation'" in result.output
 
 
 def test_plot_draws_one_chart_per_task(tmp_path):
@@ -171,3 +171,24 @@ def test_model_label_falls_back_to_the_checkpoint_file_name():
         (FIXTURES / "runs/depth_synth/20260212T080000Z-c0ffee11-depth0.json").read_text()
     )
     assert record["model"]["registry_name"] is None
+
+
+def test_the_papers_fine_tuning_numbers_sit_beside_no_frozen_task():
+    shown = runner.invoke(
+        app, ["leaderboard", "--results", str(FIXTURES), "--reference", str(PAPER)],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "79.3" in shown.output  # Table 1: a frozen linear probe, beside linprobe
+    assert "73.3" not in shown.output and "77.3" not in shown.output  # Table 2: fine-tuning
+
+
+def test_a_fine_tuned_reference_for_a_frozen_task_is_refused(tmp_path):
+    text = REFERENCE.read_text().replace("adaptation: frozen", "adaptation: fine-tuned", 1)
+    (tmp_path / "ref.yaml").write_text(text)
+    refused = runner.invoke(
+        app, ["leaderboard", "--results", str(FIXTURES), "--reference", str(tmp_path / "ref.yaml")]
+    )
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    (line,) = refused.stderr.strip().splitlines()
+    assert "clevr_count evaluates a frozen encoder; a fine-tuned number" in line

@@ -39,11 +39,9 @@ class NyuDepthV2(EvalDataset):
         self,
         root: str | os.PathLike[str],
         split: str = "train",
-        eigen_crop: bool | str = False,
         **kw: Any,
     ) -> None:
         root = Path(root)
-        self.eigen_crop = str(eigen_crop).lower() in ("true", "1", "yes")
         self.mat_path = root if root.suffix == ".mat" else root / NYU_FILE
         if not self.mat_path.is_file():
             raise DataError(
@@ -86,9 +84,9 @@ class NyuDepthV2(EvalDataset):
         return Image.fromarray(np.ascontiguousarray(self._frame("images", item).transpose(2, 1, 0)))
 
     def load_target(self, item: int) -> np.ndarray:
-        """The depth map in metres; with ``eigen_crop``, zero (unscored) outside the Eigen crop."""
-        depth = np.ascontiguousarray(self._frame("depths", item).T, dtype=np.float32)
-        return eigen_cropped(depth) if self.eigen_crop else depth
+        """The depth map in metres, 480×640, whole: the Eigen crop is the scorer's business
+        (the depth probe's ``eigen_crop``), never the training targets'."""
+        return np.ascontiguousarray(self._frame("depths", item).T, dtype=np.float32)
 
     def _frame(self, key: str, item: int) -> np.ndarray:
         """One frame of ``images`` or ``depths``; a chunk that cannot be read names the frame."""
@@ -99,15 +97,6 @@ class NyuDepthV2(EvalDataset):
 
     def source_files(self) -> list[Path]:
         return [self.mat_path, *([self.splits_path] if self.split != "all" else [])]
-
-
-def eigen_cropped(depth: np.ndarray) -> np.ndarray:
-    """NYU's Eigen crop: only rows 45:471, columns 41:601 of the 480×640 frame are scored."""
-    if depth.shape != (480, 640):
-        raise DataError(f"the Eigen crop is defined on 480x640 NYU frames, not {depth.shape}")
-    cropped = np.zeros_like(depth)
-    cropped[45:471, 41:601] = depth[45:471, 41:601]
-    return cropped
 
 
 def _check_nyu_layout(f: h5py.File, path: Path) -> int:

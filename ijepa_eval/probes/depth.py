@@ -1,9 +1,12 @@
-"""Monocular depth from frozen patch tokens: a 1×1-conv bin classifier, as DINOv2's BNHead.
+"""Monocular depth from frozen patch tokens: DINOv2's linear depth head (``BNHead``).
 
-Tokens ``(B, L, T, D)`` (L blocks on a ``gh × gw`` grid) become a ``(B, L·D, gh, gw)`` map →
-optional BatchNorm → 1×1 convolution to N depth bins (uniform or log-spaced centres) →
-scores made non-negative and normalised (ReLU + ε, divided by their sum, DINOv2's "linear"
-normalisation) → depth = Σ p_k · bin_k per patch → bilinear upsampling to the target size.
+Tokens ``(B, L, T, D)`` (L blocks on a ``gh × gw`` grid) become a ``(B, L·D, gh, gw)`` map,
+upsampled ×4 (bilinear) → 1×1 convolution to N depth bins (uniform or log-spaced centres) →
+scores made non-negative and normalised (ReLU + 0.1, divided by their sum: DINOv2's "linear"
+normalisation) → depth = Σ p_k · bin_k → bilinear resize to the ground truth's own size, where
+it is scored (and, for NYU, only inside the Eigen crop). That is DINOv2's head as its
+``dinov2/hub/depthers.py`` builds it, but for its class token (I-JEPA has none, so the input is
+L·D channels, not 2·L·D); its BatchNorm is commented out there, and off here by default.
 Trained with the scale-invariant log loss (SigLoss). Several configurations train in one pass
 over memory-mapped tokens; the one with the lowest validation RMSE is chosen.
 """
@@ -42,7 +45,9 @@ DEPTH_METRICS = {  # name → higher is better
 class DepthConfig:
     lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
     weight_decay: float = 1e-4
-    batchnorm: bool = True
+    batchnorm: bool = False  # DINOv2's BNHead has it commented out
+    upsample: int = 4  # the token grid ×4 before the bins, as DINOv2's linear head
+    eigen_crop: bool = False  # score NYU's 480×640 frames only on rows 45:471, columns 41:601
     n_bins: int = 256
     bins: str = "uniform"  # or "log"
     min_depth: float = 1e-3
@@ -65,12 +70,15 @@ class DepthConfig:
             raise ProbeError(f"epochs must be >= 1, got {self.epochs}")
         if self.weight_decay < 0:
             raise ProbeError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.upsample < 1:
+            raise ProbeError(f"upsample must be >= 1, got {self.upsample}")
 
 
 class DepthHead(nn.Module):
     def __init__(self, in_dim: int, grid: tuple[int, int], config: DepthConfig) -> None:
         super().__init__()
         self.grid = grid
+        self.upsample = config.upsample
         self.norm = nn.BatchNorm2d(in_dim) if config.batchnorm else nn.Identity()
         self.conv = nn.Conv2d(in_dim, config.n_bins, kernel_size=1)
         lo, hi = config.min_depth, config.max_depth
@@ -88,7 +96,14 @@ class DepthHead(nn.Module):
         if t != gh * gw:
             raise ProbeError(f"the head expects a {gh}x{gw} token grid, got {t} tokens")
         maps = tokens.permute(0, 1, 3, 2).reshape(b, layers * d, gh, gw)
-        scores = F.relu(self.conv(self.norm(maps))) + 0.1
+        # DINOv2 upsamples the features, then applies the 1×1 conv; both are linear (bilinear
+        # weights sum to 1, so the bias commutes too): upsampling the N bin logits instead gives
+        # the same numbers at a fraction of the memory (N = 256 channels, not L·D = 5,120).
+        logits = self.conv(self.norm(maps))
+        if self.upsample > 1:
+            up = (gh * self.upsample, gw * self.upsample)
+            logits = F.interpolate(logits, size=up, mode="bilinear", align_corners=False)
+        scores = F.relu(logits) + 0.1
         probs = scores / scores.sum(dim=1, keepdim=True)
         depth = torch.einsum("bkhw,k->bhw", probs, self.centres)
         return F.interpolate(depth[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
@@ -134,7 +149,30 @@ class DepthProbeResult:
 
 
 def valid_mask(depth: Tensor, config: DepthConfig) -> Tensor:
+    """Pixels with a measurement in range: what training learns from."""
     return (depth > config.min_depth) & (depth <= config.max_depth)
+
+
+EIGEN_CROP = (45, 471, 41, 601)  # rows, then columns, of NYU's 480×640 frames (Eigen et al.)
+
+
+def scored_mask(depth: Tensor, config: DepthConfig) -> Tensor:
+    """Pixels that are scored: valid ones, inside the Eigen crop when it is asked for.
+
+    On 480×640 maps the crop is exact; a map of another size (a held-out part of the training
+    set, at the encoder's resolution) gets the same region in proportion.
+    """
+    mask = valid_mask(depth, config)
+    if not config.eigen_crop:
+        return mask
+    h, w = depth.shape[-2:]
+    top, bottom, left, right = EIGEN_CROP
+    box = torch.zeros((h, w), dtype=torch.bool, device=depth.device)
+    box[
+        round(top * h / 480) : round(bottom * h / 480),
+        round(left * w / 640) : round(right * w / 640),
+    ] = True
+    return mask & box
 
 
 def depth_probe(
@@ -155,11 +193,16 @@ def depth_probe(
     (a memory-mapped `TokenArray`): only one mini-batch of tokens is in memory at a time.
     """
     for name, depth in (("train", train_depth), ("val", val_depth), ("test", test_depth)):
+        mask = valid_mask if name == "train" else scored_mask
+        where = "" if name == "train" or not config.eigen_crop else " inside the Eigen crop"
         for rows in _chunks(len(depth)):
-            empty = ~valid_mask(depth[rows], config).flatten(1).any(dim=1)
-            if empty.any():
-                first = int(rows[int(empty.nonzero()[0])])
-                raise ProbeError(f"{name} image {first} has no valid depth pixels (0 = missing)")
+            for positions, maps in _same_size(depth[rows]):
+                empty = ~mask(maps, config).flatten(1).any(dim=1)
+                if empty.any():
+                    first = int(rows[positions[int(empty.nonzero()[0])]])
+                    raise ProbeError(
+                        f"{name} image {first} has no valid depth pixels{where} (0 = missing)"
+                    )
     dev = resolve_device(device)
     heads = _train(train_tokens, train_depth, grid=grid, config=config, device=dev)
     rows = []
@@ -170,7 +213,9 @@ def depth_probe(
     best = select_on_val(rows, metric="val_rmse", lower_is_better=True)
     head = heads[best]
     mean_map = _mean_depth_map(train_depth, config)
-    baseline = _score(lambda x, size: mean_map.expand(len(x), *size), None, test_depth, config)
+    baseline = _score(
+        lambda x, size: _resized(mean_map, size).expand(len(x), *size), None, test_depth, config
+    )
     per_image = _score_per_image(_on(head, dev), test_tokens, test_depth, config)
     return DepthProbeResult(
         rows=rows,
@@ -222,15 +267,41 @@ def _score(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, f
 
 @torch.no_grad()
 def _score_per_image(predict, tokens: Any, depth: Any, config: DepthConfig) -> dict[str, list]:
-    """Each metric of each image, one chunk in memory at a time."""
+    """Each metric of each image, at the ground truth's own size, a chunk at a time.
+
+    ``depth[rows]`` is a ``(B, H, W)`` tensor, or a list of maps that may differ in size (the
+    test split at its native resolution); each prediction is resized to its map's size.
+    """
     per_image: dict[str, list[float]] = {name: [] for name in DEPTH_METRICS}
-    for rows in _chunks(len(depth)):
-        target = depth[rows]
-        x = _rows(tokens, rows) if tokens is not None else target
-        pred = predict(x, tuple(target.shape[-2:]))
-        for name, values in per_image_metrics(pred, target, valid_mask(target, config)).items():
-            per_image[name] += values
+    for rows in _chunks(len(depth), 32):
+        x = _rows(tokens, rows) if tokens is not None else None
+        chunk: dict[str, list[float]] = {name: [0.0] * len(rows) for name in DEPTH_METRICS}
+        for positions, maps in _same_size(depth[rows]):
+            pred = predict(maps if x is None else x[positions], tuple(maps.shape[-2:]))
+            scores = per_image_metrics(pred, maps, scored_mask(maps, config))
+            for name, values in scores.items():
+                for position, value in zip(positions, values, strict=True):
+                    chunk[name][position] = value
+        for name in DEPTH_METRICS:
+            per_image[name] += chunk[name]
     return per_image
+
+
+def _same_size(maps: Tensor | list[Tensor]) -> list[tuple[np.ndarray, Tensor]]:
+    """``(positions, stacked maps)`` per map size: one group for a tensor."""
+    if isinstance(maps, Tensor):
+        return [(np.arange(len(maps)), maps)]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, m in enumerate(maps):
+        groups.setdefault(tuple(m.shape), []).append(i)
+    return [(np.array(ix), torch.stack([maps[i] for i in ix])) for ix in groups.values()]
+
+
+def _resized(mean_map: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(mean_map.shape) == tuple(size):
+        return mean_map
+    up = F.interpolate(mean_map[None, None], size=size, mode="bilinear", align_corners=False)
+    return up[0, 0]
 
 
 def _mean_depth_map(depth: Any, config: DepthConfig) -> Tensor:

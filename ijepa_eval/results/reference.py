@@ -11,11 +11,14 @@ A reference file (``results/reference/*.yaml``) names one publication and its ro
         results:
           - task: linprobe
             metrics: {top1: 79.3}
+            adaptation: frozen           # how the paper adapted the encoder: frozen | fine-tuned
             where: Table 1, row "I-JEPA ViT-H/14, 300 ep"
             note: optional, e.g. how the paper's protocol differs from the task
 
 These rows are never mixed up with measured ones: they are labelled as references, and nothing
-in them was reproduced by ijepa-eval.
+in them was reproduced by ijepa-eval. A number sits only beside a task of its own adaptation:
+a fine-tuning result named for a frozen-encoder task (Table 2's 1% rows beside the frozen
+``imagenet_1pct``) is refused, so it cannot read as what a frozen probe should reach.
 """
 
 from __future__ import annotations
@@ -82,12 +85,13 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
             raise UserError(f"reference file {file}: each result must be a mapping")
         _keys(
             result,
-            {"task", "metrics", "where", "note", "higher_is_better"},
-            {"task", "metrics", "where"},
+            {"task", "metrics", "adaptation", "where", "note", "higher_is_better"},
+            {"task", "metrics", "adaptation", "where"},
             file,
             "rows[].results[].",
         )
         task = str(result["task"])
+        _check_adaptation(task, result["adaptation"], file)
         for name in ("metrics", "higher_is_better"):
             if not isinstance(result.get(name) or {}, dict):
                 raise UserError(f"reference file {file}: {task} {name} must be a mapping")
@@ -99,7 +103,8 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
                 dict(result.get("higher_is_better") or {}).get(metric, True)
             )
         note = f"; {result['note']}" if result.get("note") else ""
-        places.append(f"{result['where']} ({task} {', '.join(map(str, result['metrics']))}{note})")
+        metrics = ", ".join(map(str, result["metrics"]))
+        places.append(f"{result['where']} ({task} {metrics}, {result['adaptation']}{note})")
     return ReferenceRow(
         label=str(entry["model"]),
         network=str(entry.get("network") or ""),
@@ -108,6 +113,29 @@ def _row(entry: Any, publication: str, file: Path) -> ReferenceRow:
         higher_is_better=directions,
         citation=f"{publication}: {'; '.join(places)}",
     )
+
+
+ADAPTATIONS = ("frozen", "fine-tuned")
+
+
+def _check_adaptation(task: str, adaptation: Any, file: Path) -> None:
+    """A published number only beside a task that adapts the encoder the same way."""
+    from ijepa_eval.tasks.registry import get_task
+
+    if adaptation not in ADAPTATIONS:
+        raise UserError(
+            f"reference file {file}: {task} adaptation must be frozen or fine-tuned, not "
+            f"{adaptation!r}"
+        )
+    try:
+        ours = get_task(task).adaptation
+    except UserError:
+        return  # a task of the user's own, not registered here: nothing to compare with
+    if ours != adaptation:
+        raise UserError(
+            f"reference file {file}: {task} evaluates a {ours} encoder; a {adaptation} number "
+            "beside it would not be comparable (name the task that follows its protocol)"
+        )
 
 
 def _keys(raw: dict, allowed: set[str], required: set[str], file: Path, where: str) -> None:

@@ -455,7 +455,7 @@ def extract_inputs(
             x: Any = features.tokens()
         else:
             x = representations(features.pooled(), blocks, job.spec.probe.representations, encoder)
-        parts[label] = Part(x, _targets(job, ds, encoder))
+        parts[label] = Part(x, _targets(job, ds, encoder, native=label == "test"))
         if label == "test":
             test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
         if ds.num_classes is not None:
@@ -497,18 +497,42 @@ def representations(
     }
 
 
-def _targets(job: Job, ds: Any, encoder: Encoder) -> torch.Tensor:
-    """Class labels, or depth maps aligned with the encoder's view of each image."""
+def _targets(job: Job, ds: Any, encoder: Encoder, *, native: bool = False) -> Any:
+    """Class labels; or depth maps aligned with the encoder's view of each image for training
+    and selection, and at their own resolution for the reported split (``native``), where the
+    field scores them."""
     if job.probe.targets == "classes":
         if ds.targets is None:
             raise UserError(f"task {job.spec.name} needs class labels; {job.adapter} has none")
         return torch.as_tensor(np.asarray(ds.targets, dtype=np.int64))
+    if native:
+        if encoder.preprocess.resize != "resize":
+            raise UserError(
+                f"task {job.spec.name} scores depth at the maps' own resolution, so the encoder "
+                "must see the whole frame: preprocess 'resize: resize' (not a centre crop)"
+            )
+        return NativeMaps(ds)
     to_target = encoder.preprocess.depth_transform()
     size = encoder.preprocess.img_size
     maps = torch.empty((len(ds), size, size))  # filled in place: no second copy
     for i, item in enumerate(ds.items):
         maps[i] = to_target(ds.load_target(item))
     return maps
+
+
+class NativeMaps:
+    """A split's depth maps at their own resolution, read a chunk of rows at a time: NYU's 654
+    test maps at 480×640 would hold 0.8 GB in memory."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, rows: np.ndarray) -> list[torch.Tensor]:
+        load = lambda i: self.ds.load_target(self.ds.items[int(i)])  # noqa: E731
+        return [torch.as_tensor(np.asarray(load(i), dtype=np.float32)) for i in rows]
 
 
 def _fit_and_select(

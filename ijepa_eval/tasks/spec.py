@@ -112,6 +112,7 @@ class TaskSpec:
     probe: ProbeSpec
     metrics: tuple[MetricSpec, ...]
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    adaptation: Literal["frozen", "fine-tuned"] = "frozen"  # what reference rows it may sit by
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
