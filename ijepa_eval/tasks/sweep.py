@@ -29,6 +29,7 @@ from ijepa_eval.tasks.pipeline import (
     extract_features,
     prepare,
     run_job,
+    task_encoder,
 )
 from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.spec import TaskSpec
@@ -89,6 +90,7 @@ def sweep(
         if ckpt is None:
             raise UserError("sweep needs ckpt= or encoder=")
         encoder = load_encoder(ckpt, which)
+    encoder = task_encoder(encoder, job.preprocess)  # the task's view of the images, once
     depth = len(encoder.blocks)
     blocks = list(parse_layers(layers, depth))
 
