@@ -121,6 +121,34 @@ def test_other_resolution_interpolates_like_transformers(tmp_path, official_ckpt
     assert any("position embedding resized from 4×4 to 8×8" in w for w in enc.info.warnings)
 
 
+def _official_resize(table_with_cls: torch.Tensor, npatch: int) -> torch.Tensor:
+    """The official code's interpolate_pos_encoding, written out: row 0 is the class token, the
+    other N rows a square grid resized bicubically by scale_factor sqrt(npatch / N)."""
+    n, dim = table_with_cls.shape[1] - 1, table_with_cls.shape[2]
+    side = int(n**0.5)
+    grid = table_with_cls[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, scale_factor=(npatch / n) ** 0.5, mode="bicubic")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim)
+    return torch.cat([table_with_cls[:, :1], grid], dim=1)
+
+
+@pytest.mark.parametrize(("old", "new"), [(4, 8), (16, 32), (14, 16)])
+def test_position_resize_is_the_official_bicubic_on_the_patch_rows(old, new):
+    """What `resample_pos_embed`'s docstring says: the official resize needs a class row (on
+    I-JEPA's class-free table it cannot reshape the rest into a square); given one, it
+    produces our rows."""
+    from ijepa_eval.models.vit import resample_pos_embed
+
+    table = torch.randn(1, old * old, 24)
+    ours = resample_pos_embed(table, new)
+    with_cls = torch.cat([torch.zeros(1, 1, 24), table], dim=1)
+    torch.testing.assert_close(_official_resize(with_cls, new * new)[:, 1:], ours)
+    # The class-free table, as the official encoder holds it: its npatch is x's token count
+    # minus the class token it assumes, and the N - 1 rows after row 0 are not a square.
+    with pytest.raises(RuntimeError, match="is invalid for input of size"):
+        _official_resize(table, new * new - 1)
+
+
 def test_image_size_must_fit_patches(official_ckpt):
     with pytest.raises(ie.UserError, match="not a multiple of the patch size 8"):
         ie.load_encoder(official_ckpt, img_size=36)

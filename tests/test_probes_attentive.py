@@ -4,6 +4,7 @@ data, selects on validation only, reads memory-mapped tokens in batches, and run
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,8 @@ from ijepa_eval.probes import (
     fit_attentive,
     linear_probe,
 )
+from ijepa_eval.probes.attentive import AttentivePooler, decays
+from ijepa_eval.probes.linear import batch_order
 from ijepa_eval.tasks import get_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add contention
@@ -209,6 +212,94 @@ def test_bad_input_is_refused(toy):
         head.scores(grid)
     with pytest.raises(ProbeError, match="lrs"):
         AttentiveConfig(lrs=())
+
+
+# --- V-JEPA's initialisation and optimiser ------------------------------------------------------
+
+
+def test_init_rescales_both_residual_projections_as_v_jepa():
+    """V-JEPA's _rescale_blocks divides xattn.proj and mlp.fc2 (not q, kv, fc1) by sqrt(2)."""
+    torch.manual_seed(0)
+    pooler = AttentivePooler(384, 4)
+    layers = {"q": pooler.q, "kv": pooler.kv, "proj": pooler.proj}
+    layers.update(fc1=pooler.mlp[0], fc2=pooler.mlp[2])
+    stds = {name: float(layer.weight.detach().std()) for name, layer in layers.items()}
+    for name in ("q", "kv", "fc1"):
+        assert stds[name] == pytest.approx(0.02, rel=0.02), name
+    for name in ("proj", "fc2"):
+        assert stds[name] == pytest.approx(0.02 / 2**0.5, rel=0.02), name
+    assert float(pooler.query.detach().std()) > 0  # trunc-normal too, not left at zero
+    assert all(float(m.bias.abs().max()) == 0 for m in (pooler.q, pooler.kv, pooler.proj))
+
+
+def test_weight_decay_groups_follow_v_jepa():
+    """V-JEPA decays every parameter that is neither a bias nor 1-D: the query token decays."""
+    head = AttentiveClassifier(D, HEADS, CLASSES, num_tokens=T)
+    decayed = {n for n, p in head.named_parameters() if decays(n, p)}
+    assert "pooler.query" in decayed
+    assert {"pooler.q.weight", "pooler.proj.weight", "pooler.mlp.2.weight", "linear.weight"} <= (
+        decayed
+    )
+    assert not any("bias" in n or "norm" in n for n in decayed)
+
+
+def _v_jepa_reference(x, y, *, lr, wd, config, decay_query=True):
+    """One head trained as V-JEPA's eval does, written out with torch's AdamW: its two param
+    groups by name, lr cosine to 0 and weight decay cosine from wd to 1e-6, on our batches.
+
+    The decay's end is min(1e-6, wd): with wd 0 V-JEPA's schedule would rise to 1e-6; ours keeps
+    a configured 0 at 0 (documented)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        head = AttentiveClassifier(D, HEADS, CLASSES, T, config.mlp_ratio)
+
+    def decayed(n, p):
+        return "bias" not in n and len(p.shape) != 1 and (decay_query or n != "pooler.query")
+
+    named = list(head.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if decayed(n, p)], "weight_decay": wd},
+            {"params": [p for n, p in named if not decayed(n, p)], "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+    steps = config.steps(len(y))
+    for t, idx in enumerate(batch_order(len(y), config.batch(len(y)), steps, config.seed, "cpu")):
+        factor = 0.5 * (1 + math.cos(math.pi * t / steps))
+        optimizer.param_groups[0]["lr"] = optimizer.param_groups[1]["lr"] = lr * factor
+        end = min(1e-6, wd)
+        optimizer.param_groups[0]["weight_decay"] = end + (wd - end) * factor
+        rows = torch.from_numpy(np.sort(idx.numpy()))
+        loss = torch.nn.functional.cross_entropy(head(x[rows]), y[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return head.eval()
+
+
+def test_training_equals_v_jepa_optimiser_written_out(toy):
+    (x, y), _, _ = toy
+    config = AttentiveConfig(epochs=0, min_steps=25, batch_size=64)
+    kwargs = dict(lr=1e-2, wd=0.5, config=config)
+    ours = fit_attentive(
+        x, y, num_classes=CLASSES, num_heads=HEADS, lr=1e-2, weight_decay=0.5, config=config
+    )
+    reference = _v_jepa_reference(x, y, **kwargs)
+    theirs = reference.state_dict()
+    assert list(theirs) == list(ours.state_dict())
+    for name, value in ours.state_dict().items():
+        torch.testing.assert_close(value, theirs[name], msg=name)
+    # The comparison can tell: exempting the query from decay (our old rule) changes it.
+    exempt = _v_jepa_reference(x, y, decay_query=False, **kwargs)
+    assert not torch.allclose(exempt.pooler.query, ours.pooler.query, atol=1e-5)
+    # With no decay configured nothing decays, the query included.
+    free = AttentiveConfig(epochs=0, min_steps=5, batch_size=64)
+    zero = fit_attentive(
+        x, y, num_classes=CLASSES, num_heads=HEADS, lr=1e-2, weight_decay=0.0, config=free
+    )
+    plain = _v_jepa_reference(x, y, lr=1e-2, wd=0.0, config=free, decay_query=False)
+    torch.testing.assert_close(zero.pooler.query, plain.pooler.query)
 
 
 # --- the attentive tasks, end to end ------------------------------------------------------------

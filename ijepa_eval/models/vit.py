@@ -106,9 +106,17 @@ def apply_masks(x: torch.Tensor, masks: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
-    """Bicubic resize of a square ``(1, N, D)`` position table to ``grid × grid``.
+    """Bicubic resize of a square, class-token-free ``(1, N, D)`` position table to ``grid × grid``.
 
-    Same interpolation as the official code and transformers (no antialias, align_corners off).
+    All N rows are patch positions (I-JEPA has no class token). This is what transformers'
+    ``IJepaEmbeddings.interpolate_pos_encoding`` does (``F.interpolate`` to a target size,
+    bicubic, align_corners off, no antialias; a test checks equal outputs). The official code
+    (``VisionTransformer.interpolate_pos_encoding`` in facebookresearch/ijepa
+    ``src/models/vision_transformer.py``) cannot do it: written for a table with a class row, it
+    sets row 0 aside and reshapes the other N - 1 rows into a square, which fails for I-JEPA's
+    N = g × g table, so the official encoder runs only at its training resolution. Applied to a
+    table with a class row prepended, its bicubic ``scale_factor`` resize gives these same rows
+    (tested), so ours is the interpolation it would do if it could.
     """
     old = round(pos_embed.shape[1] ** 0.5)
     if old == grid:

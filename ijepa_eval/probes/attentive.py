@@ -11,8 +11,16 @@ anything indexable by an int64 numpy array that returns an (n, T, D) tensor — 
 of a memory-mapped `TokenArray`, or a plain tensor — and are read one mini-batch of rows at a
 time. As in the linear grid, every (lr, weight decay) configuration trains side by side: each
 batch is read once and fed to all G probes, which start from the same seeded initialisation, so
-`fit_attentive` on the same data reproduces a grid member. Optimiser: AdamW (no decay on biases,
-norms and the query) with a cosine schedule, as V-JEPA's eval.
+`fit_attentive` on the same data reproduces a grid member.
+
+Initialisation and optimiser follow V-JEPA (`src/models/attentive_pooler.py`,
+`evals/image_classification_frozen/eval.py`): truncated-normal(0.02) linear weights, zero biases,
+then `_rescale_blocks` divides the block's two residual output projections (cross-attention `proj`
+and MLP `fc2`) by sqrt(2); the classifier keeps PyTorch's default init. AdamW with V-JEPA's
+parameter groups — weight decay on every parameter that is neither a bias nor 1-D, so the
+weight matrices *and the query token* decay, biases and LayerNorm weights do not — a cosine
+learning-rate schedule to 0 and a cosine weight-decay schedule from the configured value to
+1e-6 (V-JEPA's `CosineWDSchedule` with `init_opt`'s default `final_wd`).
 """
 
 from __future__ import annotations
@@ -61,9 +69,13 @@ class Tokens(Protocol):
 class AttentiveConfig:
     """The lr x weight-decay grid and its schedule.
 
-    Training runs max(epochs x N / batch, min_steps) steps (as `LinearGridConfig`). The defaults
-    follow V-JEPA's frozen image evaluation (AdamW, lr 1e-3, wd 0.01, 20 epochs) widened into a
-    small grid; learning rates are absolute (AdamW), not scaled by the batch size.
+    Training runs max(epochs x N / batch, min_steps) steps (as `LinearGridConfig`). V-JEPA's
+    frozen image configs (`configs/evals/vith16_{in1k,inat,places}.yaml`) train one setting:
+    lr 1e-3, weight decay 0.001 (0.01 in its video configs), 20 epochs, 16 images x 64 GPUs per
+    batch. We keep its lr and epochs inside a small grid, with weight decays 0.01 and 0.1, and
+    batch 256; learning rates are absolute (AdamW), not scaled by the batch size.
+    `final_weight_decay` is where V-JEPA's cosine weight-decay schedule ends (capped at each
+    configuration's own decay, so 0 stays 0).
     """
 
     lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
@@ -72,6 +84,7 @@ class AttentiveConfig:
     min_steps: int = 300
     batch_size: int = 256
     mlp_ratio: float = 4.0
+    final_weight_decay: float = 1e-6
     seed: int = 0
     eval_batch_size: int = 256
 
@@ -88,6 +101,8 @@ class AttentiveConfig:
             raise ProbeError("batch sizes must be >= 1")
         if self.mlp_ratio <= 0:
             raise ProbeError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
+        if self.final_weight_decay < 0:
+            raise ProbeError(f"final_weight_decay must be >= 0, got {self.final_weight_decay}")
 
     @property
     def combos(self) -> list[tuple[float, float]]:
@@ -124,7 +139,10 @@ class AttentivePooler(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        with torch.no_grad():  # V-JEPA's _rescale_blocks for its one block
+        # V-JEPA's _rescale_blocks for its one cross-attention block (layer_id 1): both residual
+        # branches' output projections, xattn.proj and mlp.fc2, divided by sqrt(2 * 1).
+        with torch.no_grad():
+            self.proj.weight.div_(math.sqrt(2.0))
             self.mlp[2].weight.div_(math.sqrt(2.0))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -266,14 +284,29 @@ def _initial(config: AttentiveConfig, shape: tuple[int, int], heads: int, classe
         return AttentiveClassifier(d, heads, classes, t, config.mlp_ratio)
 
 
+def decays(name: str, param: Tensor) -> bool:
+    """V-JEPA's `init_opt` rule: decay unless the name holds 'bias' or the tensor is 1-D.
+
+    So the weight matrices and the (1, 1, D) query token decay; biases and LayerNorm weights
+    do not.
+    """
+    return "bias" not in name and param.ndim != 1
+
+
 def _param_groups(probe: nn.Module, lr: float, wd: float) -> list[dict]:
-    """V-JEPA's grouping: weight decay on weight matrices only, not biases, norms or the query."""
-    decay = [p for p in probe.parameters() if p.ndim == 2]
-    rest = [p for p in probe.parameters() if p.ndim != 2]
+    """V-JEPA's two groups; `base_wd` is where the decayed group's cosine schedule starts."""
+    named = list(probe.named_parameters())
+    decay = [p for n, p in named if decays(n, p)]
+    rest = [p for n, p in named if not decays(n, p)]
     return [
-        {"params": decay, "lr": lr, "base_lr": lr, "weight_decay": wd},
-        {"params": rest, "lr": lr, "base_lr": lr, "weight_decay": 0.0},
+        {"params": decay, "lr": lr, "base_lr": lr, "weight_decay": wd, "base_wd": wd},
+        {"params": rest, "lr": lr, "base_lr": lr, "weight_decay": 0.0, "base_wd": 0.0},
     ]
+
+
+def cosine(start: float, end: float, t: int, steps: int) -> float:
+    """The value at step t of a cosine from `start` (t = 0) towards `end` (t = steps)."""
+    return end + (start - end) * 0.5 * (1 + math.cos(math.pi * t / steps))
 
 
 def _train(
@@ -299,7 +332,9 @@ def _train(
         xb = tokens[rows].to(device).float()
         yb = y[rows].to(device)
         for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * t / steps))
+            group["lr"] = cosine(group["base_lr"], 0.0, t, steps)
+            end = min(config.final_weight_decay, group["base_wd"])
+            group["weight_decay"] = cosine(group["base_wd"], end, t, steps)
         losses = torch.stack([F.cross_entropy(p(xb), yb) for p in probes])
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()  # independent probes: each gets exactly its own gradient

@@ -6,6 +6,14 @@ for a tolerance). So at equal C it gives scikit-learn's `LogisticRegression(solv
 answers, on the GPU when there is one. The sweep follows DINOv2's `eval/log_regression.py`: 45
 log-spaced C from 1e-6 to 1e5, chosen on a held-out part of the (low-shot) training set, then
 refit on all of it.
+
+The low-shot protocol around it is MSN's (`logistic_eval.py`): every feature vector goes through
+cyanure's `preprocess(X, normalize=True, columns=False, centering=True)` — each row minus its own
+mean over its D coordinates, then scaled to unit L2 norm — and the classifier has no intercept
+(`fit_intercept=False`). The transform is per row and uses no statistics of any set, so MSN
+applies it to the test features on their own and the result is the same as here, where the
+model applies it to whatever it scores. `logreg_fit` alone is the plain solver (raw features, an
+intercept), which is what is compared with scikit-learn.
 """
 
 from __future__ import annotations
@@ -32,18 +40,54 @@ from ijepa_eval.probes.split import stratified_split
 DINOV2_CS = tuple(np.logspace(-6, 5, 45).tolist())
 
 
-class LogRegModel(nn.Module):
-    """A fitted multinomial logistic regression: a linear layer whose argmax is the class."""
+def center_normalize(x: Tensor, *, center: bool = True, normalize: bool = True) -> Tensor:
+    """cyanure's ``preprocess(X, centering, normalize, columns=False)`` on (N, D) features.
 
-    def __init__(self, dim: int, num_classes: int, *, C: float = 1.0):
+    Row by row, as cyanure does it (its C++ works on X.T, whose columns are the rows of X): each
+    row minus the mean of its own D values, then divided by its L2 norm. A row whose norm is at
+    most 1e-10 (a constant feature vector) is left as it is; cyanure replaces it by a random
+    unit vector.
+    """
+    if center:
+        x = x - x.mean(dim=1, keepdim=True)
+    if normalize:
+        norm = x.norm(dim=1, keepdim=True)
+        x = x / torch.where(norm > 1e-10, norm, torch.ones_like(norm))
+    return x
+
+
+class LogRegModel(nn.Module):
+    """A fitted multinomial logistic regression: the feature transform (MSN's centring and L2
+    normalisation, when on) and a linear layer whose argmax is the class."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        *,
+        C: float = 1.0,
+        center: bool = False,
+        normalize: bool = False,
+        fit_intercept: bool = True,
+    ):
         super().__init__()
         self.C = C
-        self.linear = nn.Linear(dim, num_classes)
+        self.center, self.normalize = center, normalize
+        self.linear = nn.Linear(dim, num_classes, bias=fit_intercept)
         nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
+        if fit_intercept:
+            nn.init.zeros_(self.linear.bias)
+
+    @property
+    def fit_intercept(self) -> bool:
+        return self.linear.bias is not None
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """The features the linear layer reads: each row transformed on its own."""
+        return center_normalize(x, center=self.center, normalize=self.normalize)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear(x)
+        return self.linear(self.prepare(x))
 
     @torch.no_grad()
     def scores(self, x: Tensor) -> Tensor:
@@ -63,26 +107,35 @@ def logreg_fit(
     max_iter: int = 1000,
     tol: float = 1e-6,
     init: LogRegModel | None = None,
+    center: bool = False,
+    normalize: bool = False,
+    fit_intercept: bool = True,
     device: str | torch.device | None = None,
 ) -> LogRegModel:
     """Fit on all of (x, y) at inverse regularisation C; `init` warm-starts from another fit.
 
-    Stops when the largest gradient entry of the mean objective is below `tol`, the objective
-    stops changing in float32, or after `max_iter` L-BFGS iterations.
+    `center` / `normalize` transform each row first (`center_normalize`, MSN's preprocessing)
+    and `fit_intercept=False` drops the intercept (MSN); the defaults are scikit-learn's plain
+    problem. Stops when the largest gradient entry of the mean objective is below `tol`, the
+    objective stops changing in float32, or after `max_iter` L-BFGS iterations.
     """
     y = check_pair(x, y, num_classes=num_classes, name="train")
     if C <= 0:
         raise ProbeError(f"C must be > 0, got {C}")
     dev = resolve_device(device)
-    x, y = x.to(dev).float(), y.to(dev)
-    model = LogRegModel(x.shape[1], num_classes, C=C).to(dev)
+    options = dict(center=center, normalize=normalize, fit_intercept=fit_intercept)
+    model = LogRegModel(x.shape[1], num_classes, C=C, **options).to(dev)
+    x, y = model.prepare(x.to(dev).float()), y.to(dev)  # once: the transform is fixed
     if init is not None:
+        if (init.center, init.normalize, init.fit_intercept) != tuple(options.values()):
+            raise ProbeError("a warm start must come from a fit with the same feature options")
         model.load_state_dict(init.state_dict())
         model.C = C
     w, b = model.linear.weight, model.linear.bias
+    params = [w] if b is None else [w, b]
     penalty = 1.0 / (2.0 * C * x.shape[0])
     opt = torch.optim.LBFGS(
-        [w, b],
+        params,
         lr=1.0,
         max_iter=max_iter,
         max_eval=max_iter * 5 // 4,
@@ -99,7 +152,7 @@ def logreg_fit(
         return loss
 
     opt.step(objective)
-    require_sound([w, b], "logreg", f"the fit at C={C:g}")
+    require_sound(params, "logreg", f"the fit at C={C:g}")
     model.requires_grad_(False)
     return model.eval()
 
@@ -122,11 +175,27 @@ class LogRegResult:
 
 @dataclass(frozen=True)
 class LogRegConfig:
-    """The C sweep (DINOv2's 45 values by default) and the solver's iteration budget."""
+    """The C sweep (DINOv2's 45 values by default), the solver's iteration budget, and MSN's
+    low-shot feature handling (on by default: the probe serves the low-shot tasks, whose
+    protocol is MSN's). MSN fixes the L2 strength instead of sweeping it: its `lambd` 0.00025
+    (script default; its README runs 0.0025), divided by N in cyanure's mean-loss objective, is
+    C = 1 / 0.00025 = 4,000 here (400 for 0.0025)."""
 
     Cs: tuple[float, ...] = DINOV2_CS
     max_iter: int = 1000
     fallback_C: float = 1.0  # used when nothing can be held out (every class has one item)
+    center: bool = True  # MSN: each feature vector minus its own mean ...
+    normalize: bool = True  # ... then scaled to unit L2 norm (cyanure's preprocess)
+    fit_intercept: bool = False  # MSN: cyanure MultiClassifier(fit_intercept=False)
+
+    @property
+    def options(self) -> dict[str, bool]:
+        """The feature handling, as `logreg_fit` takes it and the run record shows it."""
+        return {
+            "center": self.center,
+            "normalize": self.normalize,
+            "fit_intercept": self.fit_intercept,
+        }
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "Cs", tuple(sorted(float(c) for c in self.Cs)))
@@ -148,9 +217,15 @@ def logreg_grid(
     seed: int = 0,
     max_iter: int = 1000,
     fallback_C: float = 1.0,
+    center: bool = True,
+    normalize: bool = True,
+    fit_intercept: bool = False,
     device: str | torch.device | None = None,
 ) -> LogRegResult:
     """Choose C on a stratified held-out part of the training set, then refit on all of it.
+
+    By default with MSN's feature handling (`LogRegConfig`): rows centred and L2-normalised, no
+    intercept.
 
     Cs are fitted in increasing order, each warm-started from the last: the objective is convex,
     so the answer is the same and the path is much shorter. Ties go to the smaller C (the
@@ -158,7 +233,14 @@ def logreg_grid(
     absent from validation; if every class has a single item (1-shot) nothing can be held out,
     and `fallback_C` (scikit-learn's default, 1.0) is used with a ProbeWarning.
     """
-    config = LogRegConfig(Cs=tuple(Cs), max_iter=max_iter, fallback_C=fallback_C)
+    config = LogRegConfig(
+        Cs=tuple(Cs),
+        max_iter=max_iter,
+        fallback_C=fallback_C,
+        center=center,
+        normalize=normalize,
+        fit_intercept=fit_intercept,
+    )
     train_y = check_pair(train_x, train_y, num_classes=num_classes, name="train")
     if int(torch.bincount(train_y).max()) < 2:
         return logreg_fallback(
@@ -202,12 +284,18 @@ def logreg_choose(
             max_iter=config.max_iter,
             init=model,
             device=device,
+            **config.options,
         )
         metrics = classification_metrics(model.scores(val_x), val_y, num_classes)
         rows.append({"C": C, **{f"val_{k}": v for k, v in metrics.items()}})
     best = max(rows, key=lambda row: row["val_top1"])  # max keeps the first (smallest C) of ties
     final = logreg_fit(
-        *refit, C=best["C"], num_classes=num_classes, max_iter=config.max_iter, device=device
+        *refit,
+        C=best["C"],
+        num_classes=num_classes,
+        max_iter=config.max_iter,
+        device=device,
+        **config.options,
     )
     return LogRegResult(rows, best["C"], final, "validation", len(fit_y), len(val_y))
 
@@ -224,7 +312,13 @@ def logreg_fallback(
     C = config.fallback_C
     note(f"every class has a single training item: no validation split; using C={C}")
     model = logreg_fit(
-        x, y, C=config.fallback_C, num_classes=num_classes, max_iter=config.max_iter, device=device
+        x,
+        y,
+        C=config.fallback_C,
+        num_classes=num_classes,
+        max_iter=config.max_iter,
+        device=device,
+        **config.options,
     )
     n = len(y)
     return LogRegResult([], config.fallback_C, model, "fallback", n_fit=n, n_val=0)
@@ -258,7 +352,12 @@ class LogRegProbe(Probe):
         scores = result.model.scores(test.x[rep])
         return ProbeResult(
             metrics=classification_metrics(scores, test.y, inputs.num_classes),
-            chosen={"C": result.best_C, "selection": result.selection, "representation": rep},
+            chosen={
+                "C": result.best_C,
+                "selection": result.selection,
+                "representation": rep,
+                **config.options,
+            },
             grid=result.rows,
             predictions=classification_predictions(scores, test.y),
             artifacts=result.model.state_dict(),
