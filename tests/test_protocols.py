@@ -129,3 +129,13 @@ def test_task_preprocessing_keys_the_cache_and_is_recorded(clevr, official_ckpt,
         assert run.record.model_info["preprocess"]["resize"] == expected
         assert run.record.task_version == 2
     assert not keys[0] & keys[1]  # another geometry, other cache entries
+
+
+def test_linprobe_resizes_bicubically_as_vissls_vit_h_configs(tmp_path):
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / split / c / "0.png")
+    for task in ("linprobe", "linprobe_attentive"):
+        job = prepare(task, data=str(tmp_path))
+        assert job.preprocess == {"interpolation": "bicubic"} and job.spec.version == 2
