@@ -44,7 +44,7 @@ suite: suite-data
 	$(EVAL) run $(COMMON) --tasks linprobe --data $(OUT)/synth-classes $(LINEAR)
 	$(EVAL) lowshot $(COMMON) --shots 1,2,5 --data $(OUT)/synth-classes
 	$(EVAL) run $(COMMON) --tasks clevr_count,clevr_dist --data $(OUT)/CLEVR_v1.0 $(LINEAR)
-	$(EVAL) run $(COMMON) --tasks depth_synth --data $(OUT)/CLEVR_v1.0/depth -p epochs=30
+	$(EVAL) run $(COMMON) --tasks depth_synth --data $(OUT)/CLEVR_v1.0/depth -p epochs=10
 
 demo: suite
 	$(EVAL) leaderboard --results $(OUT)/results --reference results/reference
