@@ -8,9 +8,13 @@
     configurations (the same 2 x 2, bn_linear as StandardScaler + LR, x 13 C values). Fitting
     all 52 would take most of the time budget, so `--sk-sample` C values per (representation,
     head) are fitted and timed, and each (representation, head) is charged 13 x their mean; the
-    table lists the measured fits. `--features blobs`: Gaussian blobs (well conditioned, easy for
-    L-BFGS); `--features encoder`: real encoder features (the bundled model on `data
-    synth-classes` images, made in --workdir), conditioned like real ViT features.
+    table lists the measured fits (`--sk-c` names the C values instead, `--sk-only REP:HEAD`
+    fits only those pairs and charges each other pair 13 x the mean of all fits made).
+    `--features blobs`: Gaussian blobs (well conditioned, easy for L-BFGS); `--features
+    encoder`: real encoder features (the bundled model on `data synth-classes` images, made in
+    --workdir), conditioned like real ViT features; `--per-class 11 70 700` runs the comparison
+    at several training sizes, each the first N images per class of one generated and cached
+    set (`--pool-per-class`), all scored on the same validation split (`--val-per-class`).
 (b) `logreg_fit` against LogisticRegression(lbfgs, max_iter=1000, tol=1e-6) at equal C and the
     same stopping rule.
 (c) k-NN (k = 10, 20, 100, 200, T = 0.07) against NearestNeighbors(metric="cosine", brute force)
@@ -29,6 +33,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -80,19 +85,30 @@ def blob_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str]:
     return _reps(p_train), y_train, _reps(p_val), y_val, 100, what
 
 
-def encoder_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str]:
+def encoder_features(args) -> tuple[dict, torch.Tensor, list[str], dict, torch.Tensor]:
     """Real encoder features: the bundled model on `data synth-classes` images (made here).
 
     Unlike blobs they are as badly conditioned as real ViT features, which is what costs
-    L-BFGS its iterations.
+    L-BFGS its iterations. One set of `--pool-per-class` training images per class is made and
+    encoded (through the feature cache, so reruns hit it); each training size is its first N
+    images of every class (images are seeded per item, so smaller sets are nested in larger).
     """
     from ijepa_eval.data import load_dataset
     from ijepa_eval.data.synth.classes import generate_classes
     from ijepa_eval.features import extract
     from ijepa_eval.models.loading import load_encoder
 
-    root = args.workdir / "synth-classes-72x150"
-    generate_classes(root, classes=72, per_class=150, size=64, seed=0, progress=False)
+    pool = args.pool_per_class or max(args.per_class)
+    root = args.workdir / f"synth-classes-{args.classes}x{pool}"
+    generate_classes(
+        root,
+        classes=args.classes,
+        per_class=pool,
+        val_per_class=args.val_per_class,
+        size=64,
+        seed=0,
+        progress=False,
+    )
     encoder = load_encoder("ijepa_tiny_synth")
     out = []
     for split in ("train", "val"):
@@ -100,13 +116,24 @@ def encoder_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str
         feats = extract(
             encoder, dataset, layers="last4", cache_dir=args.workdir / "cache", progress=False
         )
-        out += [_reps(feats.pooled()), torch.as_tensor(feats.labels)]
+        out.append((_reps(feats.pooled()), torch.as_tensor(feats.labels), dataset.ids()))
+    (train, y_train, ids), (val, y_val, _) = out
+    return train, y_train, ids, val, y_val
+
+
+def encoder_reps(args, per_class: int, cached: tuple) -> tuple:
+    """The first `per_class` training images of each class and the whole validation split."""
+    train, y_train, ids, val, y_val = cached
+    index = torch.tensor([int(Path(i).stem.split("_")[-1]) for i in ids])
+    keep = torch.nonzero(index < per_class).flatten()
+    train = {rep: x[keep] for rep, x in train.items()}
     what = (
-        f"{len(out[1]):,} train + {len(out[3]):,} val images of `data synth-classes` (72 classes, "
-        "64 px, seed 0), encoded by the bundled `ijepa_tiny_synth` (ViT-Ti/8): real encoder "
-        "features of synthetic images; lastPOOL 192-d, concatPOOL4 768-d, float16 as cached"
+        f"{len(keep):,} train ({per_class} per class) + {len(y_val):,} val images of `data "
+        f"synth-classes` ({args.classes} classes, 64 px, seed 0), encoded by the bundled "
+        "`ijepa_tiny_synth` (ViT-Ti/8): real encoder features of synthetic images; lastPOOL "
+        "192-d, concatPOOL4 768-d, float16 as cached"
     )
-    return out[0], out[1], out[2], out[3], 72, what
+    return train, y_train[keep], val, y_val, args.classes, what
 
 
 def _reps(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -115,12 +142,22 @@ def _reps(pooled: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def grid_variant(text: str) -> dict[str, object]:
     """``"min_steps=3000,momentum=0.99"`` -> LinearGridConfig overrides ("" = its defaults)."""
-    return parse_assignments([item for item in text.split(",") if item], "--grid")
+    items = [item for item in re.split(r",(?![^\[]*\])", text) if item]  # not inside [...]
+    return parse_assignments(items, "--grid")
 
 
 def bench_grid(args) -> list[str]:
-    make = {"blobs": blob_reps, "encoder": encoder_reps}[args.features]
-    train, y_train, val, y_val, classes, what = make(args)
+    if args.features == "blobs":
+        return bench_grid_on(args, *blob_reps(args))
+    cached = encoder_features(args)
+    lines: list[str] = []
+    for per_class in args.per_class:
+        lines += bench_grid_on(args, *encoder_reps(args, per_class, cached))
+        lines.append("")
+    return lines
+
+
+def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
     n = len(y_train)
     configs = {
         text or "defaults": LinearGridConfig(**{"weight_decays": (0.0,), **grid_variant(text)})
@@ -130,13 +167,20 @@ def bench_grid(args) -> list[str]:
     def ours(cfg):
         return linear_grid(train, y_train, val, y_val, num_classes=classes, config=cfg)
 
-    sample = SK_CS[np.linspace(0, len(SK_CS) - 1, args.sk_sample).round().astype(int)]
+    if args.sk_c:
+        sample = np.array(args.sk_c)
+    else:
+        sample = SK_CS[np.linspace(0, len(SK_CS) - 1, args.sk_sample).round().astype(int)]
+    pairs = [(rep, head) for rep in train for head in ("linear", "bn_linear")]
+    fitted = [tuple(p.split(":")) for p in args.sk_only or [] if p != "chosen"] or pairs
 
     def sklearn_sample(max_iter: int):
         fits = []
         for rep in train:
             x, xv = train[rep].float().numpy(), val[rep].float().numpy()
             for head in ("linear", "bn_linear"):
+                if (rep, head) not in fitted:
+                    continue
                 for C in sample:
                     clf = LogisticRegression(C=C, max_iter=max_iter)
                     model = make_pipeline(StandardScaler(), clf) if head == "bn_linear" else clf
@@ -146,8 +190,14 @@ def bench_grid(args) -> list[str]:
         return fits
 
     before = {name: timed(lambda cfg=cfg: ours(cfg)) for name, cfg in configs.items()}
+    if args.sk_only == ["chosen"]:  # the pair the last variant chose
+        chosen = list(before.values())[-1][1].best
+        fitted = [(chosen["representation"], chosen["head"])]
     sk = {max_iter: sklearn_sample(max_iter) for max_iter in args.sk_max_iter}
-    after = {name: timed(lambda cfg=cfg: ours(cfg))[0] for name, cfg in configs.items()}
+    after = {
+        name: before[name][0] if args.ours_once else timed(lambda cfg=cfg: ours(cfg))[0]
+        for name, cfg in configs.items()
+    }
 
     lines = [
         "### (a) Linear grid: 52 heads in one pass vs scikit-learn fitting 52 configurations",
@@ -155,10 +205,17 @@ def bench_grid(args) -> list[str]:
         f"- features: {what}",
         "- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 = 52 heads, SGD, "
         "cosine, batch 1024, validation included; each variant's `LinearGridConfig` overrides "
-        "are in its row; timed before and after the scikit-learn fits, median",
+        "are in its row; "
+        + (
+            "timed once"
+            if args.ours_once
+            else "timed before and after the scikit-learn fits, median"
+        ),
         "- scikit-learn: `LogisticRegression(C=C, max_iter=M)` (lbfgs, tol 1e-4), bn_linear as "
         "`StandardScaler()` + it; 13 C values (1e-4 ... 1e2) per (rep, head), of which "
-        f"{args.sk_sample} were fitted and timed, each (rep, head) charged 13 x their mean",
+        f"C = {', '.join(f'{c:g}' for c in sample)} fitted and timed for "
+        f"{', '.join(f'{r} {h}' for r, h in fitted)}; each fitted (rep, head) charged 13 x "
+        "their mean, each other (rep, head) 13 x the mean of all fits",
         "",
         "| fit | representation | head | C | fit s | iterations | val top-1 % |",
         "|---|---|---|---|---|---|---|",
@@ -169,28 +226,31 @@ def bench_grid(args) -> list[str]:
             f"| max_iter {max_iter} | {r} | {h} | {c:g} | {s:.1f} | {it} | {a:.2f} |"
             for r, h, c, s, a, it in fits
         ]
+        overall = np.mean([f[3] for f in fits])
         t_sk = sum(
-            13 * np.mean([f[3] for f in fits if f[:2] == key])
-            for key in {(f[0], f[1]) for f in fits}
+            13 * (np.mean([f[3] for f in fits if f[:2] == key]) if key in fitted else overall)
+            for key in pairs
         )
+        t_measured = sum(f[3] for f in fits)
         best = max(fits, key=lambda f: f[4])
-        sk_rows[max_iter] = (t_sk, best)
+        sk_rows[max_iter] = (t_sk, t_measured, best)
     lines += [
         "",
-        "| ours | steps | wall s | best val top-1 % | vs scikit-learn | sklearn wall s | "
-        "sklearn best val top-1 % | ratio | points |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| ours | steps | batch | wall s | best val top-1 % | vs scikit-learn | sklearn wall s "
+        "(52 charged / fits made) | sklearn best val top-1 % | ratio (charged / made) | points |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, cfg in configs.items():
         (t1, grid), t2 = before[name], after[name]
         t_ours = float(np.median([t1, t2]))
         b = grid.best
-        for max_iter, (t_sk, best) in sk_rows.items():
+        for max_iter, (t_sk, t_made, best) in sk_rows.items():
             lines.append(
-                f"| `{name}` | {cfg.steps(n)} | {t_ours:.1f} | {b['val_top1']:.2f} "
-                f"({b['representation']}, {b['head']}, lr {b['lr']:g}) | max_iter {max_iter} | "
-                f"{t_sk:.1f} | {best[4]:.2f} ({best[0]}, {best[1]}, C {best[2]:g}) | "
-                f"**{t_sk / t_ours:.1f}x** | {b['val_top1'] - best[4]:+.2f} |"
+                f"| `{name}` | {cfg.steps(n)} | {cfg.batch(n)} | {t_ours:.1f} | "
+                f"{b['val_top1']:.2f} ({b['representation']}, {b['head']}, lr {b['lr']:g}) | "
+                f"max_iter {max_iter} | {t_sk:.1f} / {t_made:.1f} | {best[4]:.2f} ({best[0]}, "
+                f"{best[1]}, C {best[2]:g}) | **{t_sk / t_ours:.1f}x** / {t_made / t_ours:.1f}x | "
+                f"{b['val_top1'] - best[4]:+.2f} |"
             )
     return lines
 
@@ -303,6 +363,26 @@ def main() -> None:
     p.add_argument("--features", choices=["blobs", "encoder"], default="blobs")
     p.add_argument("--sk-max-iter", type=int, nargs="+", default=[100], help="its max_iter(s)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/ijepa-eval-bench"))
+    p.add_argument("--classes", type=int, default=72, help="encoder features: classes")
+    p.add_argument(
+        "--per-class",
+        type=int,
+        nargs="+",
+        default=[150],
+        help="encoder features: training images per class; several = several training sizes, "
+        "each the first N images per class of one generated set",
+    )
+    p.add_argument("--pool-per-class", type=int, default=None, help="generated (>= per-class)")
+    p.add_argument("--val-per-class", type=int, default=None, help="default: pool / 4")
+    p.add_argument("--ours-once", action="store_true", help="time the grid once, not twice")
+    p.add_argument("--sk-c", type=float, nargs="+", default=None, help="C values (not sampled)")
+    p.add_argument(
+        "--sk-only",
+        nargs="+",
+        default=None,
+        help="fit scikit-learn only for these REP:HEAD pairs (e.g. concatPOOL4:bn_linear), or "
+        "`chosen`: the pair the last --grid variant chose",
+    )
     args = p.parse_args()
     args.grid = args.grid or ["epochs=10,min_steps=0"]
     warnings.simplefilter("ignore", ConvergenceWarning)
