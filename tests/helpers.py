@@ -51,3 +51,21 @@ def save_random_ijepa(
                 p.add_(torch.randn_like(p) * 0.1)
     model.save_pretrained(out)
     return model
+
+
+# Source for subprocess scripts: a dataset whose images take ``delay`` seconds each to read (a
+# slow disk), so a run can be killed mid-way or two runs can overlap.
+SLOW_DATASET = """
+import time
+
+class Slow:
+    def __init__(self, inner, delay):
+        self.inner, self.delay = inner, delay
+    def __len__(self):
+        return len(self.inner)
+    def __getitem__(self, i):
+        time.sleep(self.delay)
+        return self.inner[i]
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+"""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SLOW_DATASET
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -196,25 +197,32 @@ def test_cache_commands_work_on_damaged_entries(folder, tmp_path, official_ckpt)
 # --- concurrent extraction ---------------------------------------------------------------
 
 
-def test_a_shard_claimed_by_another_process_is_waited_for_not_computed(
-    folder, tmp_path, official_ckpt
-):
+def _held_elsewhere(folder, tmp_path, official_ckpt, shard: int):
+    """An extraction started in a thread while ``shard`` is locked as by another process;
+    returns once it has done every other shard (and waits for that one)."""
     enc = ie.load_encoder(official_ckpt)
     ds = ie.load_dataset("imagefolder", folder, "train")
     lone = _extract(enc, ds, tmp_path / "lone")
-    store = FeatureStore(tmp_path / "c")
     meta = {"key_fields": lone.entry.meta["key_fields"], "made_from": {}}
-    base = lone.entry.dir.parent.name
-    entry = store.open(base, lone.entry.spec, meta, len(ds), 4)
-    claim = entry.shard_lock(0)  # as another process would hold it while computing shard 0
+    entry = FeatureStore(tmp_path / "c").open(
+        lone.entry.dir.parent.name, lone.entry.spec, meta, len(ds), 4
+    )
+    claim = entry.shard_lock(shard)
     claim.acquire()
     out: dict = {}
     thread = threading.Thread(target=lambda: out.update(fs=_extract(enc, ds, tmp_path / "c")))
     thread.start()
     deadline = time.time() + 60
-    while entry.missing_shards() != [0] and time.time() < deadline:
+    while entry.missing_shards() != [shard] and time.time() < deadline:
         time.sleep(0.02)
-    assert entry.missing_shards() == [0] and thread.is_alive()  # the rest done, 0 waited for
+    assert entry.missing_shards() == [shard] and thread.is_alive()  # the rest done, it waits
+    return lone, entry, claim, thread, out
+
+
+def test_a_shard_claimed_by_another_process_is_waited_for_not_computed(
+    folder, tmp_path, official_ckpt
+):
+    lone, entry, claim, thread, out = _held_elsewhere(folder, tmp_path, official_ckpt, 0)
     arrays = {"pooled": np.load(lone.entry.shard_dir(0) / "pooled.npy")}
     entry.commit_shard(0, arrays)  # the other process finishes its shard
     claim.release()
@@ -241,42 +249,19 @@ def test_a_shard_committed_by_another_writer_mid_commit_is_kept(
 
 
 def test_a_shard_whose_owner_died_is_computed(folder, tmp_path, official_ckpt):
-    enc = ie.load_encoder(official_ckpt)
-    ds = ie.load_dataset("imagefolder", folder, "train")
-    lone = _extract(enc, ds, tmp_path / "lone")
-    meta = {"key_fields": lone.entry.meta["key_fields"], "made_from": {}}
-    entry = FeatureStore(tmp_path / "c").open(
-        lone.entry.dir.parent.name, lone.entry.spec, meta, len(ds), 4
-    )
-    claim = entry.shard_lock(1)
-    claim.acquire()
-    out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(fs=_extract(enc, ds, tmp_path / "c")))
-    thread.start()
-    deadline = time.time() + 60
-    while entry.missing_shards() != [1] and time.time() < deadline:
-        time.sleep(0.02)
+    lone, entry, claim, thread, out = _held_elsewhere(folder, tmp_path, official_ckpt, 1)
     claim.release()  # its owner died: the kernel frees the lock, nothing was committed
     thread.join(60)
     assert sorted(out["fs"].computed) == [0, 1, 2]
     assert _arrays(entry.dir) == _arrays(lone.entry.dir)
 
 
-_TWIN = """
-import json, sys, time
+_TWIN = (
+    SLOW_DATASET
+    + """
+import json, sys
 from pathlib import Path
 import ijepa_eval as ie
-
-class Slow:  # a slower disk: each image takes `delay` to read
-    def __init__(self, inner, delay):
-        self.inner, self.delay = inner, delay
-    def __len__(self):
-        return len(self.inner)
-    def __getitem__(self, i):
-        time.sleep(self.delay)
-        return self.inner[i]
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 ckpt, root, cache, ready, me = sys.argv[1:6]
 enc = ie.load_encoder(ckpt)
@@ -288,6 +273,7 @@ fs = ie.extract(enc, ds, cache_dir=cache, store_dtype="float32", shard_size=2, w
                 progress=False)
 print(json.dumps(fs.computed))
 """
+)
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import SLOW_DATASET
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -182,20 +183,11 @@ def test_data_changed_during_extraction_is_an_error(folder, tmp_path, official_c
         _extract(enc, ds, tmp_path / "c")
 
 
-_SCRIPT = """
-import sys, time
+_SCRIPT = (
+    SLOW_DATASET
+    + """
+import sys
 import ijepa_eval as ie
-
-class Slow:
-    def __init__(self, inner, delay):
-        self.inner, self.delay = inner, delay
-    def __len__(self):
-        return len(self.inner)
-    def __getitem__(self, i):
-        time.sleep(self.delay)
-        return self.inner[i]
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
 ckpt, root, cache, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 enc = ie.load_encoder(ckpt)
@@ -203,6 +195,7 @@ ds = Slow(ie.load_dataset("imagefolder", root, "train"), delay)
 ie.extract(enc, ds, cache_dir=cache, store_dtype="float32", shard_size=3, workers=0, progress=False)
 print("done")
 """
+)
 
 
 @pytest.mark.slow

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import xxhash
 from filelock import FileLock
 
 from ijepa_eval import atomic
@@ -49,7 +48,6 @@ from ijepa_eval.paths import cache_dir
 
 EXTRACTOR_VERSION = 1
 CHECKSUM = "xxh3_128"  # 7 GB/s here vs 1.3 for sha256 (benchmarks/RESULTS.md); older: sha256
-_CHUNK = 8 << 20
 _verified: dict[str, tuple[int, int, int, str]] = {}  # path → (inode, size, mtime, checksum)
 
 
@@ -65,17 +63,6 @@ def key_of(fields: dict[str, Any]) -> str:
 
 def variant_of(spec: FeatureSpec) -> str:
     return "v-" + key_of({"layers": spec.layers, "tokens": spec.tokens, "dtype": spec.store_dtype})
-
-
-def checksum_file(path: Path) -> str:
-    """The cache's checksum of a file (`CHECKSUM`), streamed in large chunks."""
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as f:
-        while size := f.readinto(buffer):
-            digest.update(view[:size])
-    return digest.hexdigest()
 
 
 def _intact(path: Path, expected: dict[str, Any], *, remember: bool = True) -> str | None:
@@ -98,7 +85,7 @@ def _intact(path: Path, expected: dict[str, Any], *, remember: bool = True) -> s
     if remember and _verified.get(str(path)) == stamp:
         return None
     try:
-        got = checksum_file(path) if algo == CHECKSUM else digest_file(path)
+        got = digest_file(path, algo)
     except OSError as exc:
         return f"unreadable ({exc.strerror or exc})"
     if got != want:
@@ -216,7 +203,7 @@ class Entry(_Named):
             for name, array in arrays.items():
                 path = tmp / f"{name}.npy"
                 np.save(path, array, allow_pickle=False)
-                files[name] = {CHECKSUM: checksum_file(path), "shape": list(array.shape)}
+                files[name] = {CHECKSUM: digest_file(path, CHECKSUM), "shape": list(array.shape)}
             info = {"index": index, "items": expected, "files": files}
             (tmp / "shard.json").write_text(json.dumps(info))
             if not self.is_committed(index):
