@@ -226,6 +226,14 @@ class EvalOptions:
         Optional[str],  # noqa: UP045
         typer.Option("--device", help="Probe device (default: cuda if available, else cpu)."),
     ] = None
+    views: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--views",
+            help="Training views, each cached: none, hflip (the image and its mirror) or "
+            "random:K (K seeded RandomResizedCrop + flip views per image); default: the task's.",
+        ),
+    ] = None
 
     def params(self) -> dict[str, Any]:
         from ijepa_eval.schema import parse_assignments

@@ -57,8 +57,9 @@ def test_run_two_clevr_tasks_extracts_once_and_writes_two_records(clevr, tmp_pat
     )
     assert len(count) == len(dist) == 1
     count, dist = count[0], dist[0]
-    assert [e["cache_hit"] for e in count["features"]["entries"]] == [False, False]
-    assert [e["cache_hit"] for e in dist["features"]["entries"]] == [True, True]
+    assert [e.get("view") for e in count["features"]["entries"]] == [None, "hflip", None]
+    assert [e["cache_hit"] for e in count["features"]["entries"]] == [False, False, False]
+    assert [e["cache_hit"] for e in dist["features"]["entries"]] == [True, True, True]
     assert [e["key"] for e in count["features"]["entries"]] == [
         e["key"] for e in dist["features"]["entries"]
     ]

@@ -223,7 +223,7 @@ def _compute_dtype(name: str | None, dev: torch.device) -> torch.dtype:
 
 
 class _Prepared(Dataset):
-    """The dataset with the encoder's preprocessing applied to each image."""
+    """The dataset with the encoder's preprocessing (or training view) applied to each image."""
 
     def __init__(self, dataset: Dataset, transform) -> None:
         self.dataset, self.transform = dataset, transform
@@ -232,7 +232,7 @@ class _Prepared(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.dataset[index][0])
+        return self.transform(self.dataset[index][0], index)
 
 
 def _glibc_malloc_trim():
@@ -274,7 +274,7 @@ class _Run:
     ) -> None:
         self.encoder = encoder.to(dev).eval()
         self.forward = torch.compile(encoder.forward_blocks) if compile else encoder.forward_blocks
-        self.dataset = _Prepared(dataset, encoder.preprocess.transform())
+        self.dataset = _Prepared(dataset, encoder.preprocess.item_transform())
         self.entry, self.spec, self.dev, self.dtype = entry, spec, dev, dtype
         self.batch_size = batch_size or (256 if dev.type == "cuda" else 32)
         self.micro = self.batch_size  # shrinks on out-of-memory

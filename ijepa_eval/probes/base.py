@@ -11,6 +11,8 @@ YAML as ``type: package.module:Class``). It declares
 - ``targets``: ``"classes"`` (int64 labels) or ``"depth"`` (``(N, H, W)`` maps in metres);
 - ``selects``: whether it chooses hyper-parameters on a selection split (k-NN does not);
 - ``sweepable``: whether the layer sweep can run it one block at a time;
+- ``trains_on_views``: whether it trains on cached augmented views (`Part.views`), so a task
+  may declare ``views:`` for it;
 - ``reports``: the metrics ``run`` returns, when they do not depend on the config (else
   `Probe.metric_names` says), so a task asking for others fails before any work;
 
@@ -43,11 +45,14 @@ class Part:
     """One split as a probe sees it: features ``x`` and targets ``y``, row-aligned.
 
     ``x`` is ``{representation: (N, D) tensor}`` for pooled inputs, or an indexable token source
-    (rows → ``(B, L, T, D)``, read lazily from the cache) for token inputs.
+    (rows → ``(B, L, T, D)``, read lazily from the cache) for token inputs. ``views``, when the
+    task declares training views, is ``{representation: (N, V, D)}``: V views of each item to
+    train on (``x`` is still the image as evaluated, for selection and reporting).
     """
 
     x: Any
     y: Any  # (N,) labels; dense (N, H, W) targets, or a row view of them (`TokenRows`)
+    views: Mapping[str, Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -58,13 +63,15 @@ class Part:
         from ijepa_eval.probes.attentive import TokenRows
 
         index = np.asarray(index, dtype=np.int64)
+        picked = torch.as_tensor(index)
         if isinstance(self.x, Mapping):
-            picked = torch.as_tensor(index)
             x: Any = {name: value[picked] for name, value in self.x.items()}
         else:
             x = TokenRows(self.x, index, block=None)
         dense = self.y.ndim > 1  # depth maps, read a batch of rows at a time by the probe
-        return Part(x, TokenRows(self.y, index, block=None) if dense else self.y[index])
+        y = TokenRows(self.y, index, block=None) if dense else self.y[index]
+        views = None if self.views is None else {k: v[picked] for k, v in self.views.items()}
+        return Part(x, y, views)
 
 
 def joined(a: Part, b: Part) -> Part:
@@ -75,7 +82,10 @@ def joined(a: Part, b: Part) -> Part:
         x: Any = {k: torch.cat([a.x[k], b.x[k].to(a.x[k].dtype)]) for k in a.x}
     else:
         x = ConcatTokens(a.x, b.x)
-    return Part(x, torch.cat([a.y, b.y]))
+    if (a.views is None) != (b.views is None):
+        raise ValueError("joined: both parts need training views, or neither")
+    views = None if a.views is None else {k: torch.cat([a.views[k], b.views[k]]) for k in a.views}
+    return Part(x, torch.cat([a.y, b.y]), views)
 
 
 @dataclass
@@ -129,6 +139,7 @@ class Probe:
     targets: ClassVar[str] = "classes"
     selects: ClassVar[bool] = True
     sweepable: ClassVar[bool] = True
+    trains_on_views: ClassVar[bool] = False
     reports: ClassVar[tuple[str, ...] | None] = None  # None: not known before the run
 
     @classmethod

@@ -42,15 +42,23 @@ def as_labels(labels: Tensor | np.ndarray) -> Tensor:
 
 
 def check_pair(
-    feats: Tensor, labels: Tensor, *, num_classes: int, name: str, need_two_classes: bool = True
+    feats: Tensor,
+    labels: Tensor,
+    *,
+    num_classes: int,
+    name: str,
+    need_two_classes: bool = True,
+    views: bool = False,
 ) -> Tensor:
     """Check one (features, labels) pair and return the labels as int64.
 
     `need_two_classes` is off for evaluation sets: a test set may legitimately hold one class.
+    `views`: training features may be (N, V, D), V views of each item.
     """
     labels = as_labels(labels)
-    if feats.ndim != 2:
-        raise ProbeError(f"{name} features must be (N, D), got shape {tuple(feats.shape)}")
+    if feats.ndim != 2 and not (views and feats.ndim == 3 and feats.shape[1] > 0):
+        shapes = "(N, D) or (N, V, D)" if views else "(N, D)"
+        raise ProbeError(f"{name} features must be {shapes}, got shape {tuple(feats.shape)}")
     if feats.shape[0] == 0:
         raise ProbeError(f"{name} set is empty: no features to fit or evaluate on")
     if feats.shape[0] != labels.shape[0]:

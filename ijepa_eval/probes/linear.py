@@ -15,6 +15,10 @@ weight decay and a cosine schedule; weight decay applies to weights, not biases.
 representation starts from the same seeded initialisation and sees the same batches, so
 `fit_linear` on the same data reproduces a grid head: the grid is many independent probes run
 side by side, not a different algorithm.
+
+Training features may carry cached augmented views, ``(N, V, D)`` (a task's ``views:``): each
+step draws one view per item from a seeded generator of its own, so the batches are the same
+with or without views, and every head sees the same views.
 """
 
 from __future__ import annotations
@@ -260,9 +264,23 @@ def _check_reps(
         raise ProbeError(f"no representations given for the {name} set")
     for rep, x in feats.items():
         labels = check_pair(
-            x, labels, num_classes=num_classes, name=f"{name} '{rep}'", need_two_classes=train
+            x,
+            labels,
+            num_classes=num_classes,
+            name=f"{name} '{rep}'",
+            need_two_classes=train,
+            views=train,
         )
     return labels
+
+
+def _view_count(xs: Mapping[str, Tensor]) -> int | None:
+    """V when the training features are ``(N, V, D)`` views (the same V for every
+    representation), else None."""
+    counts = {x.shape[1] if x.ndim == 3 else None for x in xs.values()}
+    if len(counts) > 1:
+        raise ProbeError(f"the representations carry different numbers of views: {counts}")
+    return counts.pop()
 
 
 @torch.no_grad()
@@ -279,16 +297,20 @@ def _train(
     xs = {rep: x.to(device) for rep, x in feats.items()}  # stored dtype; float32 per batch
     y = y.to(device)
     groups = {
-        rep: [_HeadGroup(rep, h, x.shape[1], num_classes, config, n, device) for h in config.heads]
+        rep: [_HeadGroup(rep, h, x.shape[-1], num_classes, config, n, device) for h in config.heads]
         for rep, x in xs.items()
     }
     steps = config.steps(n)
+    num_views = _view_count(xs)
+    views = torch.Generator().manual_seed(config.seed)  # its own stream: batches stay the same
     for t, idx in enumerate(batch_order(n, config.batch(n), steps, config.seed, device)):
         schedule = 0.5 * (1 + math.cos(math.pi * t / steps))
         yb = y[idx]
+        if num_views is not None:  # one view per item, the same for every representation
+            pick = torch.randint(num_views, (idx.numel(),), generator=views).to(device)
         losses = []
         for rep, x in xs.items():
-            xb = x[idx].float()
+            xb = (x[idx] if num_views is None else x[idx, pick]).float()
             for group in groups[rep]:
                 losses.append(group.step(group.input(xb, train=True), yb, schedule))
         if progress and (t + 1) % max(steps // 10, 1) == 0:
@@ -322,16 +344,17 @@ def linear_grid(
     """Train every (representation, head, lr, weight decay) on `train`; score each on `val`.
 
     `train` and `val` map a representation name (e.g. "lastPOOL", "concatPOOL4") to (N, D)
-    features. Rows come in grid order: representation, head, lr, weight decay.
+    features; `train`'s may be (N, V, D), V views per item. Rows come in grid order:
+    representation, head, lr, weight decay.
     """
     train_y = _check_reps(train, train_y, num_classes=num_classes, name="train", train=True)
     val_y = _check_reps(val, val_y, num_classes=num_classes, name="val", train=False)
     if set(train) != set(val):
         raise ProbeError(f"train has representations {sorted(train)}, val {sorted(val)}")
     for rep in train:
-        if train[rep].shape[1] != val[rep].shape[1]:
+        if train[rep].shape[-1] != val[rep].shape[1]:
             raise ProbeError(
-                f"'{rep}' is {train[rep].shape[1]}-d in train, {val[rep].shape[1]}-d in val"
+                f"'{rep}' is {train[rep].shape[-1]}-d in train, {val[rep].shape[1]}-d in val"
             )
     dev = resolve_device(device)
     n = train_y.shape[0]
@@ -397,9 +420,10 @@ def fit_linear(
     """Train one probe (e.g. the grid's choice, on train + val) with the grid's schedule.
 
     `lr` is a base lr, as in the grid rows; it is scaled by the batch size the same way.
+    `train` is (N, D), or (N, V, D) with views.
     """
     one = replace(config, lrs=(lr,), weight_decays=(weight_decay,), heads=(head,))
-    train_y = check_pair(train, train_y, num_classes=num_classes, name="train")
+    train_y = check_pair(train, train_y, num_classes=num_classes, name="train", views=True)
     (group,) = _train(
         {"x": train},
         train_y,
@@ -434,12 +458,14 @@ def linear_probe(
     num_classes: int,
     config: LinearGridConfig = LinearGridConfig(),
     refit: bool = True,
+    refit_val: Mapping[str, Tensor] | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
 ) -> LinearProbeResult:
     """Grid on train, choose on val, (by default) retrain the choice on train + val, test once.
 
     The test set enters only in the last line, after the choice and the final head are fixed.
+    `refit_val`: val as training data for the refit, when `train` has views (its own views).
     """
     test_y = _check_reps(test, test_y, num_classes=num_classes, name="test", train=False)
     if set(test) != set(train):
@@ -457,8 +483,11 @@ def linear_probe(
     best = grid.best
     rep = best["representation"]
     if refit:
+        extra = (val if refit_val is None else refit_val)[rep]
+        if extra.ndim != train[rep].ndim:
+            raise ProbeError("train has views: give the refit its val views (refit_val)")
         head = fit_linear(
-            torch.cat([train[rep], val[rep].to(train[rep].device, train[rep].dtype)]),
+            torch.cat([train[rep], extra.to(train[rep].device, train[rep].dtype)]),
             torch.cat([as_labels(train_y), as_labels(val_y)]),
             num_classes=num_classes,
             head=best["head"],
@@ -484,6 +513,7 @@ class LinearProbe(Probe):
     name = "linear"
     reports = CLASSIFICATION_METRICS
     Config = LinearGridConfig
+    trains_on_views = True
 
     def run(self, inputs: ProbeInputs, config: LinearGridConfig, device: str | None) -> ProbeResult:
         if inputs.select is None:
@@ -493,7 +523,7 @@ class LinearProbe(Probe):
             )
         fit, select, test = inputs.fit, inputs.select, inputs.test
         result = linear_probe(
-            fit.x,
+            fit.x if fit.views is None else fit.views,
             fit.y,
             select.x,
             select.y,
@@ -502,6 +532,7 @@ class LinearProbe(Probe):
             num_classes=inputs.num_classes,
             config=config,
             refit=True,
+            refit_val=select.views,
             device=device,
         )
         rep = result.chosen["representation"]

@@ -70,6 +70,7 @@ def _prepare(names: list[str], data: DataOptions, evaluation: EvalOptions, **req
         data=data.data,
         data_options=data.adapter_options(),
         skip_bad_images=data.skip_bad_images,
+        views=evaluation.views,
         **request,
     )
 

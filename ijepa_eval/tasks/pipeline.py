@@ -43,7 +43,7 @@ from ijepa_eval.schema import did_you_mean
 from ijepa_eval.settings import data_root, require_data_root
 from ijepa_eval.tasks.record import RunRecord, environment
 from ijepa_eval.tasks.registry import get_task
-from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, blocks_of
+from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, ViewsSpec, blocks_of, parse_views
 
 if TYPE_CHECKING:  # timm and the model code load when a job runs, not when it is checked
     from ijepa_eval.models.vit import Encoder
@@ -143,12 +143,16 @@ def prepare(
     skip_bad_images: bool = False,
     include_paths: Iterable[str | os.PathLike[str]] = (),
     preprocess: Mapping[str, Any] | None = None,
+    views: str | ViewsSpec | None = None,
 ) -> Job:
     """Resolve ``task`` into a `Job`, checking every parameter: the step that fails fast.
 
-    ``preprocess`` (``resize``, ``crop_pct``, ``interpolation``) wins over the task's own.
+    ``preprocess`` (``resize``, ``crop_pct``, ``interpolation``) wins over the task's own, and
+    ``views`` (``none``, ``hflip``, ``random:K``) over its training views.
     """
     spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
+    if views is not None:  # the record's task spec then says which views were used
+        spec = replace(spec, views=parse_views(views) if isinstance(views, str) else views)
     if shots is not None:  # the metrics follow the shots asked for
         shots = tuple(shots)
         metrics = tuple(MetricSpec(f"top1_{k}shot") for k in shots)
@@ -163,6 +167,11 @@ def prepare(
     if skip_bad_images:
         options["skip_bad_images"] = True
     plan = plan_splits(spec.dataset, available_splits(adapter, root))
+    if spec.views.kind != "none" and not probe.trains_on_views:
+        raise UserError(
+            f"task {spec.name}: the {probe.name} probe does not train on augmented views, so "
+            f"views {spec.views.label()} would be ignored; use views none"
+        )
     if not probe.selects and spec.dataset.select not in ("auto", "none"):
         raise UserError(
             f"task {spec.name}: the {probe.name} probe chooses nothing, so 'select: "
@@ -318,14 +327,16 @@ def evaluate(
     data_options: Mapping[str, Any] | None = None,
     skip_bad_images: bool = False,
     include_paths: Iterable[str | os.PathLike[str]] = (),
+    views: str | ViewsSpec | None = None,
     device: str | None = None,
     extraction: ExtractOptions = ExtractOptions(),
     results_dir: str | os.PathLike[str] | None = "results",
 ) -> RunResult:
     """Run ``task`` on a checkpoint (``ckpt``) or a loaded ``encoder``; write and return its record.
 
-    ``params`` override the task's probe parameters, ``data_options`` its dataset adapter's;
-    ``results_dir=None`` returns the record without writing anything.
+    ``params`` override the task's probe parameters, ``data_options`` its dataset adapter's,
+    ``views`` its training views (``none``, ``hflip``, ``random:K``); ``results_dir=None``
+    returns the record without writing anything.
     """
     job = prepare(
         task,
@@ -336,6 +347,7 @@ def evaluate(
         data_options=data_options,
         skip_bad_images=skip_bad_images,
         include_paths=include_paths,
+        views=views,
     )
     said: list[str] = []
     if encoder is None:
@@ -411,30 +423,39 @@ def datasets_of(job: Job) -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def extract_features(
     job: Job, encoder: Encoder, extraction: ExtractOptions, blocks: tuple[int, ...]
-) -> Iterator[tuple[str, Any, Any, float]]:
-    """``(label, dataset, features, seconds)`` for each dataset the job reads, through the cache."""
+) -> Iterator[tuple[str, Any, Any, dict[str | None, Any], float]]:
+    """``(label, dataset, features, views, seconds)`` for each dataset the job reads, through
+    the cache. ``views`` maps each training view (`ViewsSpec.names`) of a split the probe
+    trains on to its features: one more cache entry per view (the view is in its key)."""
     from ijepa_eval.features import extract
 
     for label, split, subset in datasets_of(job):
         ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
-        which = json.dumps([job.adapter, str(job.root), split, subset, job.options], default=str)
-        refresh = extraction.refresh and which not in extraction.refreshed
-        if refresh:
-            extraction.refreshed.add(which)
         started = time.perf_counter()
-        features = extract(
-            encoder,
-            ds,
-            layers=list(blocks),
-            tokens="all" if job.probe.inputs == "tokens" else "none",
-            cache_dir=extraction.cache_dir,
-            batch_size=extraction.batch_size,
-            workers=extraction.workers,
-            progress=extraction.progress,
-            store_dtype=extraction.store_dtype,
-            refresh=refresh,
-        )
-        yield label, ds, features, time.perf_counter() - started
+        trains = label != "test" and job.spec.views.kind != "none"
+        names = job.spec.views.names() if trains else ()
+        got = {}
+        for view in dict.fromkeys((None, *names)):
+            which = json.dumps(
+                [job.adapter, job.root, split, subset, job.options, view], default=str
+            )
+            refresh = extraction.refresh and which not in extraction.refreshed
+            if refresh:
+                extraction.refreshed.add(which)
+            got[view] = extract(
+                encoder if view is None else task_encoder(encoder, {"view": view}),
+                ds,
+                layers=list(blocks),
+                tokens="all" if job.probe.inputs == "tokens" else "none",
+                cache_dir=extraction.cache_dir,
+                batch_size=extraction.batch_size,
+                workers=extraction.workers,
+                progress=extraction.progress,
+                store_dtype=extraction.store_dtype,
+                refresh=refresh,
+            )
+        views = {view: got[view] for view in names}
+        yield label, ds, got[None], views, time.perf_counter() - started
 
 
 def extract_inputs(
@@ -447,15 +468,27 @@ def extract_inputs(
     parts: dict[str, Part] = {}
     test_ids = ""
     num_classes = None
-    for label, ds, features, seconds in extract_features(job, encoder, extraction, blocks):
+    names = job.spec.probe.representations
+    for label, ds, features, views, seconds in extract_features(job, encoder, extraction, blocks):
         spent += seconds
         entries.append({"split": label, "key": features.key, "cache_hit": features.hit})
+        for view, got in views.items():
+            if view is not None:
+                entries.append({"split": label, "view": view, "key": got.key, "cache_hit": got.hit})
         info[label] = _describe(ds)
+        trained: dict[str, torch.Tensor] | None = None
         if job.probe.inputs == "tokens":
             x: Any = features.tokens()
+        elif views:  # (N, V, D) per representation
+            per_view = [representations(v.pooled(), blocks, names, encoder) for v in views.values()]
+            trained = {name: torch.stack([v[name] for v in per_view], dim=1) for name in names}
+            if None in views:  # the plain image is a view (hflip): share its memory
+                x = {name: t[:, list(views).index(None)] for name, t in trained.items()}
+            else:
+                x = representations(features.pooled(), blocks, names, encoder)
         else:
-            x = representations(features.pooled(), blocks, job.spec.probe.representations, encoder)
-        parts[label] = Part(x, _targets(job, ds, encoder, native=label == "test"))
+            x = representations(features.pooled(), blocks, names, encoder)
+        parts[label] = Part(x, _targets(job, ds, encoder, native=label == "test"), trained)
         if label == "test":
             test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
         if ds.num_classes is not None:
@@ -640,6 +673,7 @@ def make_record(
             "entries": inputs.entries,
         },
         task_spec=spec.to_dict(),
+        probe_config=dataclasses.asdict(job.config),
         notes=list(notes),
         environment=environment(str(resolve_device(device))),
         created=now.isoformat(timespec="seconds"),

@@ -69,6 +69,7 @@ class RunRecord:
     data: dict[str, Any] = field(default_factory=dict)
     features: dict[str, Any] = field(default_factory=dict)
     task_spec: dict[str, Any] = field(default_factory=dict)
+    probe_config: dict[str, Any] = field(default_factory=dict)  # every parameter, defaults too
     notes: list[str] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     head_weights: str | None = None

@@ -90,6 +90,45 @@ class PreprocessSpec:
 
 
 @dataclass(frozen=True)
+class ViewsSpec:
+    """Training augmentation as cached views: each view of every training image is extracted
+    once (`Preprocess.view`), and the probe draws one view per image per step.
+
+    ``none``: the image as evaluated. ``hflip``: the image and its mirror, drawn with equal
+    chance: VISSL's RandomHorizontalFlip, exactly, at 2× extraction. ``random``: ``count`` seeded
+    views of RandomResizedCrop + flip (VISSL's ImageNet linear-probe training transform),
+    ``count``× extraction. Views are drawn for training only (the fit part, and the selection
+    split when the chosen setting is refit on it); selection and the reported split always see
+    the image as evaluated.
+    """
+
+    kind: Literal["none", "hflip", "random"] = "none"
+    count: int = bounded(1, ge=1, le=64)  # random views per image
+    seed: int = 0
+
+    def names(self) -> tuple[str | None, ...]:
+        """Each view's `Preprocess.view` (None: the image as evaluated)."""
+        if self.kind == "hflip":
+            return (None, "hflip")
+        if self.kind == "random":
+            return tuple(f"random:{self.seed}:{i}" for i in range(self.count))
+        return (None,)
+
+    def label(self) -> str:
+        return {"none": "none", "hflip": "hflip"}.get(self.kind, f"random:{self.count}")
+
+
+def parse_views(text: str) -> ViewsSpec:
+    """``--views``: ``none``, ``hflip``, or ``random:K`` (K seeded random views per image)."""
+    kind, _, count = text.partition(":")
+    if kind in ("none", "hflip") and not count:
+        return ViewsSpec(kind)
+    if kind == "random" and count.isdigit() and 1 <= int(count) <= 64:
+        return ViewsSpec("random", int(count))
+    raise UserError(f"--views {text!r}: use none, hflip, or random:K with 1 <= K <= 64")
+
+
+@dataclass(frozen=True)
 class ProbeSpec:
     type: str
     representations: tuple[str, ...] = ("lastPOOL",)
@@ -112,6 +151,7 @@ class TaskSpec:
     probe: ProbeSpec
     metrics: tuple[MetricSpec, ...]
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    views: ViewsSpec = field(default_factory=ViewsSpec)
     adaptation: Literal["frozen", "fine-tuned"] = "frozen"  # what reference rows it may sit by
     source: str = ""
 

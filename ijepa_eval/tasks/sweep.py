@@ -71,10 +71,12 @@ def sweep(
     include_paths: Sequence[str | os.PathLike[str]] = (),
     device: str | None = None,
     extraction: ExtractOptions = ExtractOptions(),
+    views: str | None = None,
 ) -> SweepResult:
     """Run ``task``'s probe on each block in ``layers`` (``all``, ``last4``, ``0,5,11``).
 
-    ``task`` may be a prepared `Job` (the CLI's, with its data options). The plot goes to
+    ``task`` may be a prepared `Job` (the CLI's, with its data options); ``views`` overrides
+    the task's training views. The plot goes to
     ``plot``, or by default ``<results>/sweeps/<task>-<model>-<time>.png`` (none when both
     ``results_dir`` and ``plot`` are None).
     """
@@ -84,7 +86,7 @@ def sweep(
     else:  # refused before prepare's other checks, which could not pass for a wrong probe
         spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
         _check_sweepable(spec, find_probe(spec.probe.type))
-        job = prepare(spec, data=data, params=params, include_paths=include_paths)
+        job = prepare(spec, data=data, params=params, include_paths=include_paths, views=views)
     spec = job.spec
     if encoder is None:
         if ckpt is None:

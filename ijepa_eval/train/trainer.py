@@ -38,7 +38,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as tdist
 import torch.nn.functional as F
@@ -56,6 +55,7 @@ from ijepa_eval.errors import UserError, writing
 from ijepa_eval.models.vit import apply_masks
 from ijepa_eval.plots import plot_curves
 from ijepa_eval.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ijepa_eval.seeding import mixed_seed
 from ijepa_eval.train import checkpoint
 from ijepa_eval.train.config import PretrainConfig
 from ijepa_eval.train.init import new_encoder
@@ -173,7 +173,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> Path:
     )
     started = time.perf_counter() - elapsed
     for epoch in range(start_epoch, last_epoch):
-        torch.manual_seed(_seed(cfg.seed, w.rank, epoch))  # crops (and worker seeds) this epoch
+        torch.manual_seed(mixed_seed(cfg.seed, w.rank, epoch))  # crops, worker seeds this epoch
         sampler.set_epoch(epoch)
         epoch_losses, window = [], []
         for itr, (images, _) in enumerate(loader):
@@ -291,11 +291,6 @@ def _ddp(net: torch.nn.Module, device: torch.device, world_size: int) -> torch.n
     if world_size == 1:
         return net
     return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
-
-
-def _seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from several integers."""
-    return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 def _mean_over_ranks(value: torch.Tensor, world_size: int) -> float:
