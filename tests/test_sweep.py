@@ -54,9 +54,10 @@ def test_sweep_extracts_once_and_writes_a_record_per_block(clevr, tmp_path, offi
         extraction=ExtractOptions(progress=False, workers=0),
     )
     assert result.blocks == [0, 1] and result.metric == "top1"
-    # One entry per split (train, and val as the reported split), holding both blocks.
+    # One entry per split and view (train, its mirror: clevr_count trains on hflip views, and
+    # val as the reported split), each holding both blocks.
     entries = FeatureStore().entries()
-    assert len(entries) == 2 and all(e.spec.layers == (0, 1) for e in entries)
+    assert len(entries) == 3 and all(e.spec.layers == (0, 1) for e in entries)
     records = _records(tmp_path, "clevr_count")
     assert sorted(r["sweep"]["block"] for r in records) == [0, 1]
     for record in records:
