@@ -420,7 +420,8 @@ def finetune(
         )
         metrics = metrics_list
         extras = {**details, "epochs": cfg.epochs, "num_classes": num_classes,
-                  "classes": list(train.classes or []), "metrics": metrics}  # fmt: skip
+                  "classes": list(train.classes or []), "metrics": metrics,
+                  "preprocess": prep.to_dict()}  # fmt: skip
         extras.pop("finetuned")
         checkpoint.save(final, finetuned_payload(net.cpu(), network, extras))
         net.to(dev)

@@ -63,9 +63,11 @@ class Logits(nn.Module):
 
 def param_groups(net: Encoder, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
     """timm's layer-decay groups (BEiT's / MAE's rule): the patch embedding is layer 0, block i
-    layer i + 1, the final norm and the head the top; each layer's lr is scaled by
+    layer i + 1, ``fc_norm`` and the head the top; each layer's lr is scaled by
     ``layer_decay ** (top - layer)``; biases, norms and the position table take no weight decay.
-    Each group's ``lr_scale`` is applied by the scheduler."""
+    The encoder's final norm, which MAE's model does not have (its ``fc_norm`` replaces it), is
+    grouped with the last block, as timm's ``group_matcher`` says. Each group's ``lr_scale`` is
+    applied by the scheduler."""
     return param_groups_layer_decay(
         net,
         weight_decay=weight_decay,
@@ -92,16 +94,22 @@ def finetuned_payload(net: Encoder, network: str, extras: dict[str, Any]) -> dic
 
 
 def load_finetuned(path: str | os.PathLike[str], **load_options: Any) -> Encoder:
-    """A classifier from ``finetuned.pth.tar``: `load_encoder` reads the encoder, the saved head
-    goes on top (eval mode, CPU). Scores: ``Logits(net)(images)``."""
+    """A classifier from ``finetuned.pth.tar``: `load_encoder` reads the encoder (with the
+    preprocessing its run evaluated with), the saved head goes on top (eval mode, CPU). Scores:
+    ``Logits(net)(images)``."""
     from ijepa_eval.models import load_encoder
 
-    encoder = load_encoder(path, **load_options)
     payload = checkpoint.load(path)
     head = payload.get("head")
     extras = (payload.get("ijepa_eval") or {}).get("finetuned")
     if not isinstance(head, dict) or not isinstance(extras, dict):
         raise CheckpointError(f"{Path(path)} is not a fine-tuned classifier (it has no head)")
+    if isinstance(extras.get("preprocess"), dict) and "preprocess" not in load_options:
+        skip = ("resize_size", "img_size", "view")  # derived, or the encoder's own
+        load_options["preprocess"] = {
+            k: v for k, v in extras["preprocess"].items() if k not in skip
+        }
+    encoder = load_encoder(path, **load_options)
     net = build_classifier(encoder, int(extras["num_classes"]))
     net.load_state_dict({**split_state(net)[0], **head}, strict=True)
     return net.eval()

@@ -301,7 +301,7 @@ def _draws(spec: TaskSpec, subset_file: str | os.PathLike[str] | None) -> tuple[
             for s in spec.dataset.seeds
         )
     key = spec.dataset.subset_file_key
-    if key is None:
+    if key is None and subset_file is None:
         return (Draw("train"),)
     chosen = subset_file or data_root(key)
     if chosen is None:
