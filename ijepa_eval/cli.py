@@ -273,6 +273,7 @@ def main() -> None:
 # Subcommands that live with the part of the library they drive.
 from ijepa_eval.data.cli import data_app  # noqa: E402
 from ijepa_eval.features.cli import cache_app  # noqa: E402
+from ijepa_eval.finetune.cli import finetune  # noqa: E402
 from ijepa_eval.results import cli as results_cli  # noqa: E402
 from ijepa_eval.tasks import cli as task_cli  # noqa: E402
 from ijepa_eval.train.cli import pretrain  # noqa: E402
@@ -284,5 +285,6 @@ for _command in (task_cli.run, task_cli.linprobe, task_cli.lowshot, task_cli.cle
 app.command(name="tasks")(task_cli.tasks)
 app.command(name="sweep")(task_cli.sweep_command)
 app.command(name="pretrain")(pretrain)
+app.command(name="finetune")(finetune)
 app.command(name="leaderboard")(results_cli.leaderboard)
 app.command(name="check")(results_cli.check)

@@ -189,13 +189,18 @@ PANELS = (("loss", "loss"), ("lr", "learning rate"), ("wd", "weight decay"),
 PANEL_W, PANEL_H = 360, 220
 
 
-def plot_curves(log_csv: str | os.PathLike[str], png: str | os.PathLike[str]) -> Path:
-    """One small line chart per column of a run's ``log.csv`` (loss, lr, wd, momentum, k-NN
-    top-1) against the step, three panels to a row, as one PNG."""
+def plot_curves(
+    log_csv: str | os.PathLike[str],
+    png: str | os.PathLike[str],
+    panels: Sequence[tuple[str, str]] = PANELS,
+) -> Path:
+    """One small line chart per column of a run's ``log.csv`` (``panels``: ``(column, title)``;
+    pretraining's loss, lr, wd, momentum, k-NN top-1 by default) against the step, three panels
+    to a row, as one PNG."""
     log = pd.read_csv(log_csv)
     canvas = Image.new("RGB", (PANEL_W * 3, PANEL_H * 2), "white")
     draw, title_font, labels = ImageDraw.Draw(canvas), font(13), font(11)
-    for i, (column, title) in enumerate(PANELS):
+    for i, (column, title) in enumerate(panels):
         rows = log[["step", column]].dropna().astype(float) if column in log else None
         xs, ys = ([], []) if rows is None else (rows["step"].tolist(), rows[column].tolist())
         x0, y0 = (i % 3) * PANEL_W, (i // 3) * PANEL_H

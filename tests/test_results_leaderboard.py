@@ -101,6 +101,7 @@ def test_repository_reference_file_loads_with_a_source_for_every_number():
         "ijepa_vith16_448_in1k",
         "ijepa_vith14_in22k",
         "ijepa_vitg16_in22k",
+        "I-JEPA ViT-L/16 (no released checkpoint)",  # Table 2 only
     }
     for row in rows:
         assert "arXiv:2301.08243" in row.citation
@@ -180,7 +181,19 @@ def test_the_papers_fine_tuning_numbers_sit_beside_no_frozen_task():
     )  # fmt: skip
     assert shown.exit_code == 0, shown.output
     assert "79.3" in shown.output  # Table 1: a frozen linear probe, beside linprobe
-    assert "73.3" not in shown.output and "77.3" not in shown.output  # Table 2: fine-tuning
+    # Table 2 (fine-tuning): its three rows beside imagenet_1pct_finetune, and nowhere else
+    board = leaderboard(FIXTURES, PAPER)
+    table2 = {73.3, 77.3, 69.4}
+    where = {
+        key
+        for key, values in board.values.items()
+        for i, value in values.items()
+        if board.rows.loc[i, "kind"] == "reference" and value in table2
+    }
+    assert where == {"imagenet_1pct_finetune/top1"}
+    column = board.values["imagenet_1pct_finetune/top1"]
+    assert sorted(column.dropna().tolist()) == sorted(table2)
+    assert not any(c.task == "imagenet_1pct" for c in board.columns)
 
 
 def test_a_fine_tuned_reference_for_a_frozen_task_is_refused(tmp_path):

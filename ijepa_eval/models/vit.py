@@ -41,7 +41,9 @@ class Encoder(VisionTransformer):
     info: EncoderInfo | None
     preprocess: Preprocess | None
 
-    def __init__(self, arch: VitArch, img_size: int | None = None) -> None:
+    def __init__(
+        self, arch: VitArch, img_size: int | None = None, *, drop_path_rate: float = 0.0
+    ) -> None:
         super().__init__(
             img_size=img_size or arch.resolution,
             patch_size=arch.patch_size,
@@ -56,6 +58,7 @@ class Encoder(VisionTransformer):
             class_token=False,
             fc_norm=False,
             norm_layer=partial(nn.LayerNorm, eps=arch.norm_eps),
+            drop_path_rate=drop_path_rate,  # stochastic depth, for fine-tuning only
             weight_init="skip",
         )
         self.arch = arch

@@ -6,8 +6,10 @@ YAML as ``type: package.module:Class``). It declares
 - ``name``: the ``probe.type`` task YAMLs use;
 - ``Config``: a frozen dataclass of its parameters; `Probe.parse` builds it from the task's
   ``params`` and the user's ``-p`` overrides, checking every key and type before any work;
-- ``inputs``: ``"pooled"`` (per representation, the ``(N, D)`` mean of patch tokens) or
-  ``"tokens"`` (memory-mapped patch tokens ``(N, L, T, D)`` of the representation's L blocks);
+- ``inputs``: ``"pooled"`` (per representation, the ``(N, D)`` mean of patch tokens),
+  ``"tokens"`` (memory-mapped patch tokens ``(N, L, T, D)`` of the representation's L blocks) or
+  ``"images"`` (no features: each part's ``x`` is the dataset itself, untransformed, and
+  `ProbeInputs.encoder` the encoder, for a probe that trains it: fine-tuning);
 - ``targets``: ``"classes"`` (int64 labels) or ``"depth"`` (``(N, H, W)`` maps in metres);
 - ``selects``: whether it chooses hyper-parameters on a selection split (k-NN does not);
 - ``sweepable``: whether the layer sweep can run it one block at a time;
@@ -107,6 +109,7 @@ class ProbeInputs:
     blocks: tuple[int, ...]
     num_heads: int  # the encoder's attention heads (the attentive probe uses as many)
     grid: tuple[int, int]  # the encoder's patch grid (the depth head reshapes tokens onto it)
+    encoder: Any = None  # the encoder itself, for probes whose inputs are "images"
 
 
 @dataclass
@@ -116,7 +119,9 @@ class ProbeResult:
     ``predictions`` holds per-item outputs on the reported split, row-aligned with its items:
     ``top5`` (class indices, best first) and ``target`` for classification, per-image metrics
     for depth; a probe that reports several variants prefixes their names (``k10/top5``).
-    ``artifacts`` are tensors saved beside the record (the trained head's weights).
+    ``artifacts`` are tensors saved beside the record (the trained head's weights); ``record``
+    holds sections added to the run record as they are (fine-tuning's ``finetune``: the resolved
+    recipe, the world size, where the fine-tuned weights went).
     """
 
     metrics: dict[str, float]
@@ -128,6 +133,7 @@ class ProbeResult:
     artifacts: dict[str, Tensor] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     seeds: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class Probe:

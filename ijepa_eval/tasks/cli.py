@@ -97,8 +97,8 @@ def _print_result(result) -> None:
     entries = record.features["entries"]
     hits = sum(e["cache_hit"] for e in entries)
     console.print(
-        f"features: {hits}/{len(entries)} from the cache; "
-        f"extract {record.timings['extract_s']:.1f}s, probe {record.timings['probe_s']:.1f}s",
+        (f"features: {hits}/{len(entries)} from the cache; " if entries else "")
+        + f"extract {record.timings['extract_s']:.1f}s, probe {record.timings['probe_s']:.1f}s",
         highlight=False,
     )
     for note in record.notes:

@@ -301,7 +301,7 @@ def _draws(spec: TaskSpec, subset_file: str | os.PathLike[str] | None) -> tuple[
             for s in spec.dataset.seeds
         )
     key = spec.dataset.subset_file_key
-    if key is None:
+    if key is None and subset_file is None:
         return (Draw("train"),)
     chosen = subset_file or data_root(key)
     if chosen is None:
@@ -377,7 +377,10 @@ def run_job(
     encoder = task_encoder(encoder, job.preprocess)
     with collect_warnings() as said:
         blocks = needed_blocks(job, encoder)
-        inputs = extract_inputs(job, encoder, extraction, blocks)
+        if job.probe.inputs == "images":  # the probe reads images itself (fine-tuning)
+            inputs = image_inputs(job, encoder)
+        else:
+            inputs = extract_inputs(job, encoder, extraction, blocks)
         probe_started = time.perf_counter()
         result = run_probe(job, inputs, device)
         probe_s = time.perf_counter() - probe_started
@@ -388,7 +391,7 @@ def run_job(
     }
     record = make_record(job, encoder, inputs, result, [*notes, *said], timings, device)
     record.sweep = sweep
-    if results_dir is None:
+    if results_dir is None or not _is_main_process():  # under torchrun, rank 0 writes
         return RunResult(record)
     try:
         return RunResult(record, write_run(record, result, results_dir))
@@ -518,6 +521,46 @@ def extract_inputs(
     return Inputs(per_draw, blocks, entries, info, test_ids, spent)
 
 
+def image_inputs(job: Job, encoder: Encoder) -> Inputs:
+    """The inputs of a probe that reads images: every split as its (untransformed) dataset,
+    nothing extracted, and the encoder."""
+    parts: dict[str, Part] = {}
+    info: dict[str, dict[str, Any]] = {}
+    test_ids, num_classes = "", None
+    for label, split, subset in datasets_of(job):
+        ds = load_dataset(job.adapter, job.root, split, **subset, **job.options)
+        info[label] = _describe(ds)
+        parts[label] = Part(ds, _targets(job, ds, encoder, native=label == "test"))
+        if label == "test":
+            test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
+        num_classes = ds.num_classes if ds.num_classes is not None else num_classes
+    per_draw = [
+        (
+            draw,
+            ProbeInputs(
+                fit=parts[draw.label],
+                select=None,
+                test=parts["test"],
+                train=parts[draw.label],
+                num_classes=num_classes,
+                representations=job.spec.probe.representations,
+                blocks=(),
+                num_heads=encoder.arch.num_heads,
+                grid=encoder.grid,
+                encoder=encoder,
+            ),
+        )
+        for draw in job.draws
+    ]
+    return Inputs(per_draw, (), [], info, test_ids, 0.0)
+
+
+def _is_main_process() -> bool:
+    from ijepa_eval.dist import world
+
+    return world().is_main
+
+
 def representations(
     pooled: torch.Tensor, blocks: tuple[int, ...], names: Iterable[str], encoder: Encoder
 ) -> dict[str, torch.Tensor]:
@@ -624,6 +667,7 @@ def run_probe(job: Job, inputs: Inputs, device: str | None) -> ProbeResult:
             "test": len(inputs.per_draw[0][1].test),
         },
         seeds={**results[0][1].seeds, "draws": list(job.spec.dataset.seeds)},
+        record={k: v for _, r in results for k, v in r.record.items()},
     )
 
 
@@ -674,6 +718,7 @@ def make_record(
         },
         task_spec=spec.to_dict(),
         probe_config=dataclasses.asdict(job.config),
+        extra=dict(result.record),
         notes=list(notes),
         environment=environment(str(resolve_device(device))),
         created=now.isoformat(timespec="seconds"),
