@@ -46,6 +46,7 @@ class FinetuneConfig:
     mixup_prob: float = bounded(1.0, ge=0, le=1)
     mixup_switch_prob: float = bounded(0.5, ge=0, le=1)
     drop_path: float = bounded(0.0, ge=0, lt=1)
+    random_erasing: float = bounded(0.0, ge=0, le=1)  # probability per image (timm, pixel mode)
     rand_augment: str = "rand-m9-mstd0.5-inc1"  # timm's RandAugment string; "none" = off
     crop_scale: tuple[float, float] = bounded((0.08, 1.0), gt=0, le=1, ascending=True)
     hflip: float = bounded(0.5, ge=0, le=1)

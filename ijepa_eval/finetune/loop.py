@@ -106,7 +106,8 @@ class SeededItems(Dataset):
 
 
 def train_transform(cfg: FinetuneConfig, img_size: int, mean: Any, std: Any) -> Any:
-    """timm's training transform, as MAE builds it: RandomResizedCrop, flip, RandAugment."""
+    """timm's training transform, as MAE builds it: RandomResizedCrop, flip, RandAugment, then
+    (after normalising) random erasing."""
     from timm.data import create_transform
 
     transform = create_transform(
@@ -117,7 +118,9 @@ def train_transform(cfg: FinetuneConfig, img_size: int, mean: Any, std: Any) -> 
         color_jitter=None,  # MAE: none; RandAugment replaces it
         auto_augment=None if cfg.rand_augment == "none" else cfg.rand_augment,
         interpolation=cfg.interpolation,
-        re_prob=0.0,  # the paper: no random erasing
+        re_prob=cfg.random_erasing,
+        re_mode="pixel",  # MAE's: erased boxes filled with per-pixel normal noise
+        re_count=1,
         mean=tuple(mean),
         std=tuple(std),
     )
