@@ -205,3 +205,21 @@ def test_a_fine_tuned_reference_for_a_frozen_task_is_refused(tmp_path):
     assert refused.exit_code == 1 and "Traceback" not in refused.output
     (line,) = refused.stderr.strip().splitlines()
     assert "clevr_count evaluates a frozen encoder; a fine-tuned number" in line
+
+
+def test_plus_minus_is_the_interval_where_a_record_has_one(tmp_path):
+    """± half the 95% interval's width where ``metrics_ci`` exists (it wins over a std), else
+    ± std over seeds; a note under the table says so; CSV gets the interval's ends."""
+    shutil.copytree(FIXTURES / "runs", tmp_path / "runs")
+    path = tmp_path / "runs/clevr_count/20261122T155920Z-18e5cbca-302b33.json"
+    record = json.loads(path.read_text())
+    top1 = record["metrics"]["top1"]
+    record["metrics_ci"] = {"top1": [top1 - 4.0, top1 + 6.0]}
+    path.write_text(json.dumps(record))
+    board = leaderboard(tmp_path)
+    text = to_markdown(board)
+    assert f"{top1:.2f} ± 5.00" in text
+    assert "20.00 ± 2.50" in text  # a k-shot record without an interval keeps its std
+    assert "± is half the width of the run's 95% bootstrap interval" in text
+    csv = to_csv(board)
+    assert "clevr_count/top1/ci95_low,clevr_count/top1/ci95_high" in csv.splitlines()[0]

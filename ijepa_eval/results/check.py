@@ -10,6 +10,14 @@ record of that task (whatever its model: a CI job gates its own checkpoint). For
 - ``improved``: gain > tolerance → passes (time to refresh the baseline);
 - ``ok``: otherwise → passes.
 
+With ``statistical=True`` (``check --statistical [--alpha 0.01]``) a drop beyond the tolerance
+fails only when it is also significant at ``alpha``: a paired test on the same test items, from
+the per-item predictions stored beside both records (McNemar's exact test for 0/1-per-item
+metrics such as top-1 and top-5, the paired bootstrap z-test for mean per-class accuracy, k-shot
+means and per-image depth metrics; see `ijepa_eval.results.stats`). Such a drop that is not
+significant is ``noise`` and passes. Where either side has no predictions, or they follow
+different test items, the plain rule applies and a note says so.
+
 A tolerance is absolute, in the metric's own units (``0.5``: half a percentage point of
 accuracy), or relative to the baseline value (``"2%"``). The default, 1% of the baseline, fits
 any scale: 0.8 points of an 80% accuracy, 4 mm of a 0.41 m RMSE. The most specific one wins:
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +49,7 @@ from ijepa_eval.yaml_file import read_yaml
 DEFAULT_TOLERANCE = "1%"
 TOLERANCES_FILE = "tolerances.yaml"
 FAILING = ("regressed", "missing")
+STATISTICAL_ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,9 @@ class Comparison:
     now: float | None  # None: no current record or metric
     tolerance: float  # the change allowed in the bad direction, in the metric's units
     tolerance_spec: str  # as configured: "0.5" or "1%"
-    status: str  # ok | improved | regressed | missing
+    status: str  # ok | improved | regressed | missing | noise (statistical: not significant)
+    p_value: float | None = None  # statistical: the paired test's two-sided p-value
+    test: str | None = None  # statistical: "mcnemar" or "bootstrap"
 
     @property
     def delta(self) -> float | None:
@@ -80,9 +91,10 @@ class Comparison:
         head = f"{self.task} {self.metric} {arrow}: baseline {self.show(self.baseline)}"
         if self.now is None:
             return f"{head}, now missing"
+        tested = "" if self.p_value is None else f", {self.test} {format_p(self.p_value)}"
         return (
             f"{head}, now {self.show(self.now)}, delta {self.show(self.delta, signed=True)} "
-            f"(tolerance {self.tolerance_text})"
+            f"(tolerance {self.tolerance_text}{tested})"
         )
 
 
@@ -105,11 +117,16 @@ def check(
     results_dir: str | os.PathLike[str],
     *,
     tolerance: float | str | None = None,
+    statistical: bool = False,
+    alpha: float = STATISTICAL_ALPHA,
 ) -> CheckReport:
     """Compare the newest records under ``results_dir`` with the baseline in ``baseline_dir``.
 
-    ``tolerance`` (``0.5`` or ``"2%"``) applies to the metrics ``tolerances.yaml`` does not name.
+    ``tolerance`` (``0.5`` or ``"2%"``) applies to the metrics ``tolerances.yaml`` does not name;
+    ``statistical`` also asks a drop to be significant at ``alpha`` (module docstring).
     """
+    if statistical and not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, not {alpha}")
     override = None if tolerance is None else Tolerance.parse(tolerance, "--tolerance")
     tolerances = Tolerances.read(Path(baseline_dir) / TOLERANCES_FILE, override)
     baseline = newest_per_task(load_records(baseline_dir))
@@ -118,21 +135,27 @@ def check(
     notes: list[str] = []
     for task in sorted(baseline):
         base, now = baseline[task], current.get(task)
+        preds = None
         if now is not None:
             notes += _differences(base, now)
+            if statistical:
+                preds, why = _paired_predictions(base, now)
+                if why:
+                    notes.append(f"{task}: {why}; the plain tolerance rule applies")
         for metric, value in base.metrics.items():
             if not math.isfinite(value):
                 raise UserError(f"baseline {base.path}: {task} {metric} is {value}, not a number")
-            comparisons.append(
-                compare(
-                    task,
-                    metric,
-                    base.higher_is_better[metric],
-                    value,
-                    None if now is None else now.metrics.get(metric),
-                    tolerances.get(task, metric),
-                )
+            found = compare(
+                task,
+                metric,
+                base.higher_is_better[metric],
+                value,
+                None if now is None else now.metrics.get(metric),
+                tolerances.get(task, metric),
             )
+            if preds is not None and found.now is not None:
+                found = _tested(found, preds, alpha, notes)
+            comparisons.append(found)
     extra = sorted(set(current) - set(baseline))
     if extra:
         notes.append(f"not in the baseline (not checked): {', '.join(extra)}")
@@ -160,6 +183,43 @@ def compare(
     return Comparison(
         task, metric, higher_is_better, baseline, now, allowed, str(tolerance), status
     )
+
+
+def _paired_predictions(base: RunRecord, now: RunRecord) -> tuple[Any, str | None]:
+    """Both records' per-item predictions, or None and why they cannot be paired."""
+    from ijepa_eval.results.compare import read_predictions, same_items
+
+    for side, record in (("baseline", base), ("current", now)):
+        if not (record.predictions or {}).get("file"):
+            return None, f"the {side} record {record.path} has no per-item predictions"
+    if same_items(base, now):
+        return None, "baseline and current predictions follow different test items"
+    try:
+        return (read_predictions(base), read_predictions(now)), None
+    except UserError as exc:
+        return None, str(exc)
+
+
+def _tested(found: Comparison, preds: Any, alpha: float, notes: list[str]) -> Comparison:
+    """``found`` with its paired test; a drop beyond the tolerance that is not significant at
+    ``alpha`` becomes ``noise`` (passes)."""
+    from ijepa_eval.results.compare import paired_metric
+
+    got = paired_metric(preds[0], preds[1], found.metric)
+    if got is None:
+        notes.append(
+            f"{found.task} {found.metric}: no per-item form in the predictions; plain rule"
+        )
+        return found
+    status = found.status
+    if status == "regressed" and math.isfinite(found.now) and not got.p_value < alpha:
+        status = "noise"
+    return replace(found, status=status, p_value=got.p_value, test=got.test)
+
+
+def format_p(p: float) -> str:
+    """A p-value as reports print it: ``p < 0.001`` below that, else ``p = 0.123``."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _differences(base: RunRecord, now: RunRecord) -> list[str]:

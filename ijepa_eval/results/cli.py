@@ -6,6 +6,7 @@ missing, after naming each such metric.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
@@ -14,7 +15,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ijepa_eval.cli_options import console, err_console, print_warnings
+from ijepa_eval.cli_options import (
+    DataOptions,
+    EvalOptions,
+    ExtractionOptions,
+    OutputOptions,
+    console,
+    err_console,
+    print_warnings,
+    with_options,
+)
 from ijepa_eval.errors import UserError, collect_warnings, writing
 
 T = TypeVar("T")
@@ -22,7 +32,13 @@ T = TypeVar("T")
 ResultsOpt = Annotated[
     Path, typer.Option("--results", help="Results directory (reads <results>/runs/<task>/*.json).")
 ]
-STATUS_STYLE = {"ok": "green", "improved": "cyan", "regressed": "bold red", "missing": "bold red"}
+STATUS_STYLE = {
+    "ok": "green",
+    "improved": "cyan",
+    "noise": "yellow",
+    "regressed": "bold red",
+    "missing": "bold red",
+}
 
 
 def leaderboard(
@@ -85,15 +101,34 @@ def check(
             "baseline); default 1%. For metrics the baseline's tolerances.yaml does not name.",
         ),
     ] = None,
+    statistical: Annotated[
+        bool,
+        typer.Option(
+            "--statistical",
+            help="A drop beyond the tolerance fails only if also significant at --alpha (paired "
+            "test on the predictions stored with both records).",
+        ),
+    ] = False,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level for --statistical.")
+    ] = 0.01,
 ) -> None:
     """Compare the newest results with a baseline; exit 1 on a regression or a missing metric."""
     from ijepa_eval.results.check import check as run_check
+    from ijepa_eval.results.check import format_p
 
-    report = _with_warnings(lambda: run_check(baseline, results, tolerance=tolerance))
+    report = _with_warnings(
+        lambda: run_check(
+            baseline, results, tolerance=tolerance, statistical=statistical, alpha=alpha
+        )
+    )
     table = Table(title=escape(f"check against {baseline}"), title_justify="left")
-    for name in ("task", "metric", "baseline", "now", "delta", "tolerance", "status"):
+    names = ["task", "metric", "baseline", "now", "delta", "tolerance"]
+    names += ["p", "status"] if statistical else ["status"]
+    for name in names:
         table.add_column(name, justify="left" if name in ("task", "metric", "status") else "right")
     for c in report.comparisons:
+        tested = [] if not statistical else ["—" if c.p_value is None else format_p(c.p_value)]
         table.add_row(
             escape(c.task),
             escape(f"{c.metric} {'↑' if c.higher_is_better else '↓'}"),
@@ -101,6 +136,7 @@ def check(
             c.show(c.now),
             c.show(c.delta, signed=True),
             c.tolerance_text,
+            *tested,
             f"[{STATUS_STYLE[c.status]}]{c.status.upper()}[/]",
         )
     console.print(table)
@@ -108,9 +144,15 @@ def check(
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     if report.passed:
         improved = sum(c.status == "improved" for c in report.comparisons)
+        noise = sum(c.status == "noise" for c in report.comparisons)
         console.print(
             f"[green]passed[/]: {len(report.comparisons)} metrics, none regressed or missing"
-            + (f" ({improved} improved: consider refreshing the baseline)" if improved else ""),
+            + (f" ({improved} improved: consider refreshing the baseline)" if improved else "")
+            + (
+                f"; {noise} dropped beyond the tolerance but not significantly (p ≥ {alpha:g})"
+                if noise
+                else ""
+            ),
             highlight=False,
         )
         return
@@ -126,6 +168,130 @@ def check(
         f"[bold red]check failed[/]: {regressed} regressed, {missing} missing", highlight=False
     )
     raise typer.Exit(1)
+
+
+@with_options
+def compare(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Two or more run record files or results folders; with --tasks, checkpoints.",
+            show_default=False,
+        ),
+    ],
+    data: DataOptions,
+    extraction: ExtractionOptions,
+    evaluation: EvalOptions,
+    output: OutputOptions,
+    task_list: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--tasks",
+            help="Comma-separated tasks. With checkpoints: run them on each (through the cache, "
+            "records under --results), then compare; with records: compare only these tasks.",
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Paired comparison of runs on the same test items: B − A, 95% interval, p-value, verdict."""
+    from ijepa_eval.results import compare as cmp
+
+    tasks = [t.strip() for t in (task_list or "").split(",") if t.strip()]
+    if all(map(cmp.is_run, sources)) or not tasks:
+        reports = _with_warnings(lambda: cmp.compare_many(sources, alpha=alpha, tasks=tasks))
+    else:
+        reports = cmp.compare_checkpoints(
+            sources,
+            tasks,
+            alpha=alpha,
+            results_dir=output.results,
+            extraction=extraction.to_extract_options(),
+            device=evaluation.device,
+            data=data.data,
+            data_options=data.adapter_options(),
+            skip_bad_images=data.skip_bad_images,
+            params=evaluation.params(),
+            include_paths=evaluation.include_path or (),
+            views=evaluation.views,
+        )
+    if as_json:
+        body = reports[0].to_json() if len(reports) == 1 else {
+            "pairs": [r.to_json() for r in reports]
+        }  # fmt: skip
+        typer.echo(json.dumps(body, indent=2))
+        return
+    if len(reports) == 1:
+        _print_pair(reports[0])
+    else:
+        _print_matrix(list(sources), reports)
+
+
+def _print_pair(report) -> None:
+    from ijepa_eval.results.check import format_p
+
+    console.print(f"A: {escape(report.a)}\nB: {escape(report.b)}", highlight=False)
+    table = Table(title="B − A on the same test items", title_justify="left")
+    for name in ("task", "metric", "A", "B", "B − A", "95% CI", "p", "test", "verdict"):
+        left = name in ("task", "metric", "test", "verdict")
+        table.add_column(name, justify="left" if left else "right")
+    for r in report.rows:
+        p = r.paired
+        digits = 2 if abs(p.a) >= 1 else 3
+        f = lambda v, sign="", digits=digits: f"{v:{sign}.{digits}f}"  # noqa: E731
+        table.add_row(
+            escape(r.task),
+            escape(f"{r.metric} {'↑' if r.higher_is_better else '↓'}"),
+            f(p.a),
+            f(p.b),
+            f(p.difference, "+"),
+            f"[{f(p.low, '+')}, {f(p.high, '+')}]",
+            format_p(p.p_value).removeprefix("p = ").removeprefix("p "),
+            p.test,
+            r.verdict,
+        )
+    console.print(table)
+    for note in report.notes:
+        console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
+    significant = sum(r.significant for r in report.rows)
+    console.print(
+        f"{len(report.rows)} metrics compared; "
+        + (
+            f"{significant} differ significantly at {report.alpha:g}"
+            if significant
+            else f"no significant difference at {report.alpha:g}"
+        ),
+        highlight=False,
+    )
+
+
+def _print_matrix(sources: list[str], reports) -> None:
+    """One table per (task, metric): cell (row i, column j) is run j − run i and its p-value."""
+    import itertools
+
+    from ijepa_eval.results.check import format_p
+
+    for n, source in enumerate(sources, 1):
+        console.print(f"[{n}] {escape(source)}", highlight=False)
+    pairs = itertools.combinations(range(len(sources)), 2)
+    cells: dict[tuple[str, str], dict[tuple[int, int], str]] = {}
+    for (i, j), report in zip(pairs, reports, strict=True):
+        for r in report.rows:
+            star = " *" if r.significant else ""
+            cells.setdefault((r.task, r.metric), {})[(i, j)] = (
+                f"{r.paired.difference:+.2f} ({format_p(r.paired.p_value)}){star}"
+            )
+        for note in report.notes:
+            console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
+    for (task, metric), got in cells.items():
+        table = Table(title=escape(f"{task} {metric}: column − row"), title_justify="left")
+        table.add_column("")
+        for j in range(1, len(sources)):
+            table.add_column(f"[{j + 1}]", justify="right")
+        for i in range(len(sources) - 1):
+            table.add_row(f"[{i + 1}]", *(got.get((i, j), "") for j in range(1, len(sources))))
+        console.print(table)
+    console.print(f"* significant at {reports[0].alpha:g}", highlight=False)
 
 
 def _with_warnings(run: Callable[[], T]) -> T:

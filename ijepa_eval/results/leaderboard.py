@@ -10,8 +10,11 @@ Rules (docs/results-and-ci.md repeats them, and the Markdown prints them under t
   ``ijepa-eval tasks`` lists them), each task's metrics in the order its records list them (the
   task's declared order); metrics only some records have follow, newest record first;
 - several runs of one (model, task): the newest ``created`` wins (ties: the later file path);
-- a metric with a spread over seeds (``metrics_std``) shows as ``mean ± std``; Markdown shows two
-  decimals (three below 1, e.g. an RMSE in metres), CSV four, with ``task/metric/std`` columns.
+- a metric with a 95% bootstrap interval over the test items (``metrics_ci``) shows as
+  ``value ± half its width``; else one with a spread over seeds (``metrics_std``) as
+  ``mean ± std``; a note under the Markdown table says which is which. Markdown shows two
+  decimals (three below 1, e.g. an RMSE in metres), CSV four, with ``task/metric/std`` and
+  ``task/metric/ci95_low``, ``task/metric/ci95_high`` columns where any row has them.
 """
 
 from __future__ import annotations
@@ -34,8 +37,12 @@ FORMATS = ("md", "csv")
 RULES = (
     "One row per model (checkpoint sha256, network, resolution); the newest run of each "
     "(model, task) is shown, by its `created` time. ↑ higher is better, ↓ lower is better; "
-    "values as the task reports them (accuracies in percent), mean ± std over seeds where a "
-    "task has seeds."
+    "values as the task reports them (accuracies in percent)."
+)
+SPREAD_NOTE = (
+    "± is half the width of the run's 95% bootstrap interval over its test items (seeded, 1,000 "
+    "resamples) where the record has one, else the std over seeds (k-shot draws); it is the "
+    "test set's sampling noise: whether two runs differ is `ijepa-eval compare`'s question."
 )
 REFERENCE_NOTE = (
     "Reference rows are copied from publications, not reproduced by ijepa-eval; the protocols "
@@ -66,6 +73,8 @@ class Leaderboard:
     values: pd.DataFrame  # columns: Column.key, NaN where a row has no result
     stds: pd.DataFrame  # same shape; NaN where there is no spread over seeds
     columns: tuple[Column, ...]
+    lows: pd.DataFrame | None = None  # same shape: the 95% interval's ends; NaN where none
+    highs: pd.DataFrame | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -96,22 +105,27 @@ def build_leaderboard(
                 "column": f"{rec.task}/{metric}",
                 "value": value,
                 "std": rec.metrics_std.get(metric, float("nan")),
+                "low": rec.metrics_ci.get(metric, [float("nan")] * 2)[0],
+                "high": rec.metrics_ci.get(metric, [float("nan")] * 2)[1],
             }
             for rec in latest.values()
             for metric, value in rec.metrics.items()
         ]
         + [
-            {"row": len(models) + i, "column": f"{task}/{metric}", "value": v, "std": float("nan")}
+            {"row": len(models) + i, "column": f"{task}/{metric}", "value": v}
             for i, ref in enumerate(references)
             for (task, metric), v in ref.values.items()
         ],
-        columns=["row", "column", "value", "std"],
+        columns=["row", "column", "value", "std", "low", "high"],
     )
     columns = _columns(latest.values(), references)
     keys = [c.key for c in columns]
     index = range(len(models) + len(references))
     values = long.pivot(index="row", columns="column", values="value").reindex(index, columns=keys)
-    stds = long.pivot(index="row", columns="column", values="std").reindex(index, columns=keys)
+    frames = {
+        name: long.pivot(index="row", columns="column", values=name).reindex(index, columns=keys)
+        for name in ("std", "low", "high")
+    }
     labels = {r.model: r.label for r in sorted(latest.values(), key=lambda r: r.order)}
     rows = pd.DataFrame(
         [
@@ -139,7 +153,7 @@ def build_leaderboard(
         columns=[*IDENTITY, "kind", "source"],
         index=index,
     )
-    return Leaderboard(rows, values, stds, tuple(columns))
+    return Leaderboard(rows, values, frames["std"], tuple(columns), frames["low"], frames["high"])
 
 
 def _models(records: Iterable[RunRecord]) -> list[ModelId]:
@@ -178,10 +192,12 @@ def to_markdown(board: Leaderboard) -> str:
             sources.append(row["source"])
             name = f"{name} [ref {len(sources)}]"
         cells = [
-            format_value(board.values.at[i, c.key], board.stds.at[i, c.key]) for c in board.columns
+            format_value(board.values.at[i, c.key], spread(board, i, c.key)) for c in board.columns
         ]
         lines.append(_md_row([name, row["network"], row["px"], row["sha256"], *cells]))
     lines += ["", RULES]
+    if any(not pd.isna(spread(board, i, c.key)) for i in board.rows.index for c in board.columns):
+        lines += ["", SPREAD_NOTE]
     if sources:
         lines += ["", REFERENCE_NOTE, ""]
         lines += [f"- [ref {n}] {text}" for n, text in enumerate(sources, 1)]
@@ -195,6 +211,9 @@ def to_csv(board: Leaderboard) -> str:
         table[column.key] = board.values[column.key]
         if board.stds[column.key].notna().any():
             table[f"{column.key}/std"] = board.stds[column.key]
+        if board.lows is not None and board.lows[column.key].notna().any():
+            table[f"{column.key}/ci95_low"] = board.lows[column.key]
+            table[f"{column.key}/ci95_high"] = board.highs[column.key]
     return table.to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
@@ -218,6 +237,15 @@ def render(board: Leaderboard, fmt: str) -> str:
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise UserError(f"--format must be md or csv, not {fmt!r}")
+
+
+def spread(board: Leaderboard, row: int, key: str) -> float:
+    """What follows ``±``: half the 95% interval's width, else the std over seeds, else NaN."""
+    if board.lows is not None and board.highs is not None:
+        low, high = board.lows.at[row, key], board.highs.at[row, key]
+        if not (pd.isna(low) or pd.isna(high)):
+            return float(high - low) / 2
+    return float(board.stds.at[row, key])
 
 
 def format_value(value: float, std: float = float("nan")) -> str:

@@ -39,6 +39,7 @@ from ijepa_eval.preprocess import Preprocess
 from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
 from ijepa_eval.probes.common import note, resolve_device
 from ijepa_eval.probes.split import stratified_split
+from ijepa_eval.results import stats
 from ijepa_eval.schema import did_you_mean
 from ijepa_eval.settings import data_root, require_data_root
 from ijepa_eval.tasks.record import RunRecord, environment
@@ -391,6 +392,11 @@ def run_job(
     }
     record = make_record(job, encoder, inputs, result, [*notes, *said], timings, device)
     record.sweep = sweep
+    ci_started = time.perf_counter()
+    record.metrics_ci = metric_intervals(record.metrics, result.predictions)
+    record.timings["ci_s"] = round(time.perf_counter() - ci_started, 3)
+    if record.metrics_ci:
+        record.seeds["bootstrap"] = {"seed": stats.SEED, "resamples": stats.RESAMPLES}
     if results_dir is None or not _is_main_process():  # under torchrun, rank 0 writes
         return RunResult(record)
     try:
@@ -402,6 +408,17 @@ def run_job(
             "features are cached",
             RunResult(record),
         ) from None
+
+
+def metric_intervals(
+    metrics: Mapping[str, float], predictions: Mapping[str, np.ndarray]
+) -> dict[str, list[float]]:
+    """The 95% bootstrap interval of each metric the per-item predictions can give (see
+    `ijepa_eval.results.stats`: seeded, 1,000 resamples of the reported split's items; k-shot:
+    the interval of the mean over draws, draws held fixed)."""
+    if not predictions:
+        return {}
+    return stats.intervals(predictions, list(metrics))
 
 
 def needed_blocks(job: Job, encoder: Encoder) -> tuple[int, ...]:

@@ -60,6 +60,8 @@ class RunRecord:
     task_version: int | None = None
     run_id: str = ""
     metrics_std: dict[str, float] = field(default_factory=dict)
+    # 95% bootstrap interval [low, high] over the reported split's items (ijepa_eval.results.stats)
+    metrics_ci: dict[str, list[float]] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
     chosen: Any = None
     grid: list[dict[str, Any]] = field(default_factory=list)
@@ -117,6 +119,8 @@ class RunRecord:
             value = getattr(self, f.name)
             if value is None and f.name in ("head_weights", "predictions", "sweep"):
                 continue
+            if f.name == "metrics_ci" and not value:  # records made before intervals existed
+                continue
             out["model" if f.name == "model_info" else f.name] = value
         return {**out, **self.extra}
 
@@ -154,6 +158,7 @@ class RunRecord:
                     for k, v in _numbers(raw.get("metrics_std") or {}, "metrics_std").items()
                     if k in metrics
                 },
+                "metrics_ci": _intervals(raw.get("metrics_ci") or {}, metrics),
                 "higher_is_better": {name: directions[name] for name in metrics},
                 "model_info": model,
                 "created": _need(raw, "created", str),
@@ -265,6 +270,20 @@ def _numbers(values: dict[str, Any], key: str) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"'{key}.{name}' is not a number ({value!r})")
         out[str(name)] = float(value)
+    return out
+
+
+def _intervals(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]:
+    """``metrics_ci``: ``{metric: [low, high]}``, kept for the record's metrics only."""
+    if not isinstance(values, dict):
+        raise ValueError("'metrics_ci' must map metric names to [low, high]")
+    out = {}
+    for name, pair in values.items():
+        ok = isinstance(pair, list) and len(pair) == 2
+        if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in pair):
+            raise ValueError(f"'metrics_ci.{name}' is not [low, high] ({pair!r})")
+        if name in metrics:
+            out[str(name)] = [float(pair[0]), float(pair[1])]
     return out
 
 
