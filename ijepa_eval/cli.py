@@ -79,17 +79,31 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def info(
     checkpoint: CheckpointOptions,
     preprocess: PreprocessOptions,
+    data: DataOptions,
+    extraction: ExtractionOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    show_health: Annotated[
+        bool,
+        typer.Option(
+            "--health",
+            help="Also extract --data (through the cache) and print label-free health: RankMe, "
+            "the fraction of near-constant dimensions, the mean feature norm.",
+        ),
+    ] = False,
+    split: Annotated[str, typer.Option("--split", help="Split --health reads.")] = "train",
 ) -> None:
     """Show what a checkpoint holds and exactly what would be evaluated."""
     from ijepa_eval.models import inspect_checkpoint
 
+    if show_health and data.data is None:
+        raise UserError("--health needs --data (NAME:ROOT or a folder) to extract features from")
     ckpt = checkpoint.spec()
     meta = inspect_checkpoint(
         ckpt, checkpoint.which, heads=checkpoint.heads, **preprocess.to_kwargs()
     )
+    found = _health(checkpoint, preprocess, data, extraction, split) if show_health else None
     if as_json:
-        console.print_json(data=meta.to_dict())
+        console.print_json(data={**meta.to_dict(), **({"health": found} if found else {})})
         return
     table = Table(title=f"ijepa-eval info: {ckpt}", show_header=False, title_justify="left")
     table.add_column(style="bold cyan")
@@ -118,11 +132,47 @@ def info(
         ),
         ("sha256", meta.sha256),
     ]
+    if found:
+        sampled = found["rows"] < found["of_rows"]
+        rows += [
+            ("RankMe", f"{found['rankme']:.2f} of {min(found['rows'], found['dim'])} possible"),
+            ("near-constant dims", f"{100 * found['near_constant_dims']:.1f}%"),
+            ("mean feature norm", f"{found['mean_norm']:.3f}"),
+            (
+                "health from",
+                f"{found['rows']:,} rows of {found['split']}"
+                + (f" (sampled from {found['of_rows']:,})" if sampled else "")
+                + f", block {found['block']} pooled"
+                + (", features from the cache" if found["cache_hit"] else ""),
+            ),
+        ]
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     for message in meta.warnings:
         console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def _health(checkpoint, preprocess, data, extraction, split: str) -> dict:
+    """`encoder_health` of --data's split under the checkpoint (what ``info --health`` shows)."""
+    from ijepa_eval.data import load_dataset
+    from ijepa_eval.data.spec import parse_spec
+    from ijepa_eval.health import encoder_health
+
+    name, root = parse_spec(data.data)
+    dataset = load_dataset(
+        name, root, split, skip_bad_images=data.skip_bad_images, **data.adapter_options()
+    )
+    encoder = load_encoder_loudly(checkpoint, preprocess, quiet=True)  # info says the warnings
+    return encoder_health(
+        encoder,
+        dataset,
+        cache_dir=extraction.cache_dir,
+        batch_size=extraction.batch_size,
+        workers=extraction.workers,
+        refresh=extraction.refresh,
+        progress=False,
+    )
 
 
 @app.command()

@@ -283,4 +283,4 @@ def test_every_evaluation_command_takes_the_same_option_groups():
         for panel in ("Checkpoint", "Preprocessing", "Data", "Features", "Evaluation", "Output"):
             assert f"─ {panel} ─" in shown.output, (command, panel)
     info = runner.invoke(app, ["info", "--help"], env={"COLUMNS": "200"}).output
-    assert "─ Checkpoint ─" in info and "--img-size" in info and "--data" not in info
+    assert "─ Checkpoint ─" in info and "--img-size" in info and "--probe-param" not in info

@@ -35,6 +35,7 @@ from ijepa_eval import atomic
 from ijepa_eval.data import available_splits, load_dataset
 from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError, collect_warnings
+from ijepa_eval.health import feature_health
 from ijepa_eval.preprocess import Preprocess
 from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
 from ijepa_eval.probes.common import note, resolve_device
@@ -128,6 +129,7 @@ class Inputs:
     datasets: dict[str, dict[str, Any]]
     test_ids_sha256: str
     extract_s: float
+    health: dict[str, Any] = field(default_factory=dict)  # `ijepa_eval.health` of the test split
 
 
 # --- resolve and validate -----------------------------------------------------------------------
@@ -488,6 +490,7 @@ def extract_inputs(
     parts: dict[str, Part] = {}
     test_ids = ""
     num_classes = None
+    found_health: dict[str, Any] = {}
     names = job.spec.probe.representations
     for label, ds, features, views, seconds in extract_features(job, encoder, extraction, blocks):
         spent += seconds
@@ -511,6 +514,7 @@ def extract_inputs(
         parts[label] = Part(x, _targets(job, ds, encoder, native=label == "test"), trained)
         if label == "test":
             test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
+            found_health = feature_health(features, job.plan.test)
         if ds.num_classes is not None:
             num_classes = ds.num_classes
     per_draw = []
@@ -535,7 +539,7 @@ def extract_inputs(
                 ),
             )
         )
-    return Inputs(per_draw, blocks, entries, info, test_ids, spent)
+    return Inputs(per_draw, blocks, entries, info, test_ids, spent, found_health)
 
 
 def image_inputs(job: Job, encoder: Encoder) -> Inputs:
@@ -740,6 +744,7 @@ def make_record(
         environment=environment(str(resolve_device(device))),
         created=now.isoformat(timespec="seconds"),
         predictions=_predictions_entry(job, inputs, result),
+        health=inputs.health,
     )
 
 

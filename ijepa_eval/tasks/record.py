@@ -63,6 +63,10 @@ class RunRecord:
     # 95% bootstrap interval [low, high] over the reported split's items (ijepa_eval.results.stats)
     metrics_ci: dict[str, list[float]] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
+    # label-free health of the reported split's pooled features (ijepa_eval.health): rankme,
+    # near_constant_dims, mean_norm and what they were computed on; empty where nothing was
+    # extracted (fine-tuning) and in records made before it existed
+    health: dict[str, Any] = field(default_factory=dict)
     chosen: Any = None
     grid: list[dict[str, Any]] = field(default_factory=list)
     seeds: dict[str, Any] = field(default_factory=dict)
@@ -119,7 +123,7 @@ class RunRecord:
             value = getattr(self, f.name)
             if value is None and f.name in ("head_weights", "predictions", "sweep"):
                 continue
-            if f.name == "metrics_ci" and not value:  # records made before intervals existed
+            if f.name in ("metrics_ci", "health") and not value:  # older records, fine-tuning
                 continue
             out["model" if f.name == "model_info" else f.name] = value
         return {**out, **self.extra}
@@ -159,6 +163,7 @@ class RunRecord:
                     if k in metrics
                 },
                 "metrics_ci": _intervals(raw.get("metrics_ci") or {}, metrics),
+                "health": _health(raw.get("health") or {}),
                 "higher_is_better": {name: directions[name] for name in metrics},
                 "model_info": model,
                 "created": _need(raw, "created", str),
@@ -285,6 +290,18 @@ def _intervals(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]
         if name in metrics:
             out[str(name)] = [float(pair[0]), float(pair[1])]
     return out
+
+
+def _health(values: Any) -> dict[str, Any]:
+    """``health``: a mapping whose ``rankme``, ``near_constant_dims`` and ``mean_norm``, where
+    present, are numbers."""
+    if not isinstance(values, dict):
+        raise ValueError("'health' must be a mapping (rankme, near_constant_dims, mean_norm, ...)")
+    for name in ("rankme", "near_constant_dims", "mean_norm"):
+        value = values.get(name)
+        if name in values and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"'health.{name}' is not a number ({value!r})")
+    return dict(values)
 
 
 def _jsonable(value: Any) -> Any:
