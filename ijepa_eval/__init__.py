@@ -12,7 +12,7 @@ _all = lazy_exports(
         "ijepa_eval.features": ("FeatureSet", "extract"),
         "ijepa_eval.models": ("Encoder", "EncoderInfo", "inspect_checkpoint", "load_encoder"),
         "ijepa_eval.preprocess": ("Preprocess",),
-        "ijepa_eval.tasks": ("ExtractOptions", "RunRecord", "evaluate", "sweep"),
+        "ijepa_eval.tasks": ("ExtractOptions", "RunRecord", "curve", "evaluate", "sweep"),
     },
 )
 __all__ = [*_all, "__version__"]

@@ -334,6 +334,7 @@ for _command in (task_cli.run, task_cli.linprobe, task_cli.lowshot, task_cli.cle
     app.command()(_command)
 app.command(name="tasks")(task_cli.tasks)
 app.command(name="sweep")(task_cli.sweep_command)
+app.command(name="curve")(task_cli.curve_command)
 app.command(name="pretrain")(pretrain)
 app.command(name="finetune")(finetune)
 app.command(name="leaderboard")(results_cli.leaderboard)

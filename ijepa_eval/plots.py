@@ -2,7 +2,8 @@
 
 - `plot_leaderboard`: a bar chart per task of a leaderboard (``ijepa-eval leaderboard --plot``);
 - `line_plot`: one metric against the block, for the layer sweep;
-- `plot_curves`: a pretraining run's ``log.csv`` as small panels (``curves.png``).
+- `plot_curves`: a pretraining run's ``log.csv`` as small panels (``curves.png``), and the
+  metrics of a series of checkpoints against their epoch (``ijepa-eval curve``).
 
 They share one font helper (`font`), one tick helper (`nice_ticks`, `tick_label`), one way to
 draw a line chart in a box (`draw_line_chart`: the sweep plot is one big such chart, the training
@@ -193,24 +194,29 @@ def plot_curves(
     log_csv: str | os.PathLike[str],
     png: str | os.PathLike[str],
     panels: Sequence[tuple[str, str]] = PANELS,
+    *,
+    x: str = "step",
+    dot: int = 0,
 ) -> Path:
-    """One small line chart per column of a run's ``log.csv`` (``panels``: ``(column, title)``;
-    pretraining's loss, lr, wd, momentum, k-NN top-1 by default) against the step, three panels
-    to a row, as one PNG."""
+    """One small line chart per column of a CSV (``panels``: ``(column, title)``; a pretraining
+    run's ``log.csv`` with its loss, lr, wd, momentum, k-NN top-1 by default) against its column
+    ``x``, three panels to a row (at least two rows), as one PNG. ``dot``: the points' radius
+    (0: a bare line, for thousands of steps)."""
     log = pd.read_csv(log_csv)
-    canvas = Image.new("RGB", (PANEL_W * 3, PANEL_H * 2), "white")
+    rows = max(2, math.ceil(len(panels) / 3))
+    canvas = Image.new("RGB", (PANEL_W * 3, PANEL_H * rows), "white")
     draw, title_font, labels = ImageDraw.Draw(canvas), font(13), font(11)
     for i, (column, title) in enumerate(panels):
-        rows = log[["step", column]].dropna().astype(float) if column in log else None
-        xs, ys = ([], []) if rows is None else (rows["step"].tolist(), rows[column].tolist())
+        got = log[[x, column]].dropna().astype(float) if column in log else None
+        xs, ys = ([], []) if got is None else (got[x].tolist(), got[column].tolist())
         x0, y0 = (i % 3) * PANEL_W, (i // 3) * PANEL_H
         draw.text((x0 + 62, y0 + 6), title, fill=INK, font=title_font)
         box = (x0 + 62, y0 + 30, x0 + PANEL_W - 16, y0 + PANEL_H - 40)
-        draw_line_chart(draw, box, xs, ys, labels=labels, width=2, dot=0, max_xlabels=5)
+        draw_line_chart(draw, box, xs, ys, labels=labels, width=2, dot=dot, max_xlabels=5)
         if not xs:
             draw.text((box[0] + 8, box[1] + 8), "no data", fill="gray", font=labels)
         centre = ((box[0] + box[2]) / 2, y0 + PANEL_H - 4)
-        draw.text(centre, "step", fill=INK, font=labels, anchor="mb")
+        draw.text(centre, x, fill=INK, font=labels, anchor="mb")
     return save_png(canvas, png)
 
 

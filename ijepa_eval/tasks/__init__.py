@@ -5,6 +5,7 @@ from ijepa_eval.lazy import lazy_exports
 __all__ = lazy_exports(
     __name__,
     {
+        "ijepa_eval.tasks.curve": ("CurveResult", "curve"),
         "ijepa_eval.tasks.pipeline": (
             "ExtractOptions",
             "Job",

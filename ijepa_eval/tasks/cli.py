@@ -1,4 +1,4 @@
-"""The evaluation commands: ``tasks``, ``run``, the per-protocol shortcuts, and ``sweep``.
+"""The evaluation commands: ``tasks``, ``run``, the per-protocol shortcuts, ``sweep``, ``curve``.
 
 ``linprobe``, ``lowshot``, ``clevr`` and ``knn`` are `run` with the task chosen for you; every
 one checks every task and parameter first, then loads the encoder once, prints a result table
@@ -260,3 +260,84 @@ def sweep_command(
         console.print(f"  block {block:>3}  {value:8.2f}  {run.path}{mark}", highlight=False)
     if result.plot:
         console.print(f"plot: {result.plot}", highlight=False)
+
+
+def _headline(record) -> str:
+    """``task metric value [rankme R]``: a record's first metric and its RankMe, in one phrase."""
+    metric, value = next(iter(record.metrics.items()))
+    rankme = f" rankme {record.health['rankme']:.1f}" if record.health else ""
+    return f"{record.task} {metric} {value:.2f}{rankme}"
+
+
+@with_options
+def curve_command(
+    checkpoints: Annotated[
+        list[str],
+        typer.Argument(
+            help="Checkpoints in order (files, HF folders, registry names), or a pretraining "
+            "run folder whose ep*.pth.tar are taken.",
+            show_default=False,
+        ),
+    ],
+    task_list: Annotated[str, typer.Option("--tasks", help="Comma-separated task names.")],
+    preprocess: PreprocessOptions,
+    data: DataOptions,
+    extraction: ExtractionOptions,
+    evaluation: EvalOptions,
+    output: OutputOptions,
+    which: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--which", help="target_encoder (default where present) or encoder."),
+    ] = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--out",
+            help="Folder for curve.csv and curve.png (default <results>/curves/<name>-<t>).",
+        ),
+    ] = None,
+) -> None:
+    """Evaluate a series of checkpoints (a pretraining run's ep*.pth.tar) through the cache and
+    plot each metric and RankMe against the epoch (PNG + CSV)."""
+    from ijepa_eval.tasks.curve import curve, run_checkpoints
+
+    names = [t.strip() for t in task_list.split(",") if t.strip()]
+    if not names:
+        raise UserError("--tasks needs at least one task name (`ijepa-eval tasks` lists them)")
+    paths = run_checkpoints(checkpoints)  # a folder without ep*.pth.tar fails before any work
+    jobs = _prepare(names, data, evaluation, preprocess=preprocess.geometry())
+    console.print(f"{len(paths)} checkpoint(s) × {len(jobs)} task(s)", highlight=False)
+
+    def progress(spec: str, runs) -> None:
+        hits = sum(e["cache_hit"] for r in runs for e in r.record.features["entries"])
+        entries = sum(len(r.record.features["entries"]) for r in runs)
+        shown = ", ".join(_headline(r.record) for r in runs)
+        console.print(
+            f"  {spec}: {shown} (features {hits}/{entries} from the cache)", highlight=False
+        )
+
+    result = curve(
+        jobs,
+        paths,
+        which=which,
+        load_options=preprocess.to_kwargs(),
+        device=evaluation.device,
+        extraction=extraction.to_extract_options(),
+        results_dir=output.results,
+        out=out,
+        on_checkpoint=progress,
+    )
+    table = Table(title=f"metrics by {result.x}", title_justify="left")
+    shown = [c for c in result.table.columns if c not in ("checkpoint", "sha256")]
+    shown = [c for c in shown if not c.endswith((".near_constant_dims", ".mean_norm"))]
+    for column in shown:
+        table.add_column(column, justify="right")
+    for _, row in result.table.iterrows():
+        table.add_row(
+            *(f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c]) for c in shown)
+        )
+    console.print(table)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False)
+    if result.csv:
+        console.print(f"csv: {result.csv}\nplot: {result.png}", highlight=False)
