@@ -64,17 +64,25 @@ class LinearGridConfig:
 
     Training runs max(epochs x N / batch, min_steps) steps: `epochs` sets the length on large
     sets (10 epochs of ImageNet at batch 1024 is DINOv2's 12,500 iterations), `min_steps` keeps
-    small sets (VTAB-1k's 800 images) from stopping after a few dozen updates. A batch larger
-    than the training set becomes full-batch, and lrs scale by the batch actually used.
+    small sets from stopping after a few dozen updates. A batch larger than the training set
+    becomes full-batch, and lrs scale by the batch actually used.
+
+    `momentum` and `min_steps` left unset (None) follow the set's size, as measured against a
+    converged scikit-learn fit on real encoder features (benchmarks/RESULTS.md): a set that fits
+    in one batch trains full-batch with momentum 0.9 and ≥ 1,000 steps (0.33 points from it at
+    792 items, at its speed); a larger one trains on mini-batches with momentum 0.99 and ≥ 3,000
+    steps (−1.25, −0.71 and −2.61 points at 5k, 10.8k and 50k items, where 0.9 and 1,000 steps
+    were −3.78, −4.09 and −8.00). `resolved(n)` fixes them for a training set of n items; the
+    grid's rows record the values used.
     """
 
     lrs: tuple[float, ...] = DINOV2_LRS
     weight_decays: tuple[float, ...] = (0.0, 5e-4)
     heads: tuple[str, ...] = HEADS
     optimizer: str = "sgd"
-    momentum: float = 0.9
+    momentum: float | None = None  # None: 0.9 full-batch, 0.99 on mini-batches
     epochs: int = 10
-    min_steps: int = 1000
+    min_steps: int | None = None  # None: 1,000 full-batch, 3,000 on mini-batches
     batch_size: int = 1024
     seed: int = 0
     eval_batch_size: int = 4096
@@ -92,18 +100,32 @@ class LinearGridConfig:
             raise ProbeError(f"heads must be a non-empty subset of {HEADS}, got {self.heads}")
         if self.optimizer not in OPTIMIZERS:
             raise ProbeError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.epochs < 0 or self.min_steps < 0 or self.epochs + self.min_steps == 0:
+        min_steps = 1 if self.min_steps is None else self.min_steps
+        if self.epochs < 0 or min_steps < 0 or self.epochs + min_steps == 0:
             raise ProbeError("epochs and min_steps must be >= 0, and not both 0")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise ProbeError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ProbeError("batch sizes must be >= 1")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ProbeError(f"matmul_dtype must be float32 or bfloat16, not {self.matmul_dtype!r}")
 
+    def resolved(self, n: int) -> LinearGridConfig:
+        """The schedule for a training set of ``n`` items: unset momentum and min_steps from
+        its size (see the class docstring); set ones as given."""
+        full_batch = n <= self.batch_size
+        return replace(
+            self,
+            momentum=(0.9 if full_batch else 0.99) if self.momentum is None else self.momentum,
+            min_steps=(1000 if full_batch else 3000) if self.min_steps is None else self.min_steps,
+        )
+
     def batch(self, n: int) -> int:
         return min(self.batch_size, n)
 
     def steps(self, n: int) -> int:
-        return max(math.ceil(self.epochs * n / self.batch(n)), self.min_steps)
+        min_steps = self.resolved(n).min_steps
+        return max(math.ceil(self.epochs * n / self.batch(n)), min_steps)
 
     def effective_lr(self, lr: float, n: int) -> float:
         return lr * self.batch(n) / 256
@@ -294,6 +316,7 @@ def _train(
     progress: bool,
 ) -> list[_HeadGroup]:
     n = y.shape[0]
+    config = config.resolved(n)
     xs = {rep: x.to(device) for rep, x in feats.items()}  # stored dtype; float32 per batch
     y = y.to(device)
     groups = {
@@ -358,6 +381,7 @@ def linear_grid(
             )
     dev = resolve_device(device)
     n = train_y.shape[0]
+    config = config.resolved(n)
     groups = _train(
         train, train_y, num_classes=num_classes, config=config, device=dev, progress=progress
     )
@@ -373,6 +397,8 @@ def linear_grid(
                     "effective_lr": config.effective_lr(lr, n),
                     "weight_decay": wd,
                     "optimizer": config.optimizer,
+                    "momentum": config.momentum,
+                    "steps": config.steps(n),
                     **{f"val_{k}": v for k, v in m.items()},
                 }
             )
@@ -389,13 +415,14 @@ def _note_grid_edge(lr: float, config: LinearGridConfig) -> None:
     """Say so when the chosen lr is the grid's largest or smallest: the optimum may lie beyond.
 
     At the top edge it usually means an undertrained probe: on badly conditioned features 1,000
-    SGD steps chose DINOv2's largest lr and fell 4 points short of converged logistic regression
-    (benchmarks/RESULTS.md), which more steps and momentum recovered.
+    SGD steps at momentum 0.9 chose DINOv2's largest lr and fell 4 points short of converged
+    logistic regression (benchmarks/RESULTS.md), which more steps and momentum 0.99 (now the
+    default on sets larger than a batch) mostly recovered.
     """
     if len(config.lrs) < 2 or min(config.lrs) < lr < max(config.lrs):
         return
     if lr == max(config.lrs):
-        advice = "more steps (-p min_steps=N, -p epochs=N), -p momentum=0.99 or larger lrs"
+        advice = "more steps (-p min_steps=N, -p epochs=N) or larger lrs"
         edge = "largest"
     else:
         advice = "smaller lrs (-p lrs=[...])"
@@ -482,6 +509,7 @@ def linear_probe(
     )
     best = grid.best
     rep = best["representation"]
+    config = config.resolved(len(train_y))  # the refit keeps the schedule the choice was made with
     if refit:
         extra = (val if refit_val is None else refit_val)[rep]
         if extra.ndim != train[rep].ndim:
