@@ -95,7 +95,8 @@ def test_clevr_features_are_the_whole_frame_resized(task, clevr, official_ckpt, 
     )
     blocks = needed_blocks(job, seen)
     options = ExtractOptions(cache_dir=tmp_path, workers=0, progress=False, store_dtype="float32")
-    for _, ds, features, _ in extract_features(job, seen, options, blocks):
+    mirror = Image.Transpose.FLIP_LEFT_RIGHT
+    for label, ds, features, views, _ in extract_features(job, seen, options, blocks):
         rows = np.arange(0, len(ds), max(1, len(ds) // 8))  # a few images of each split
         images = torch.stack([reference(ds[int(i)][0]) for i in rows])
         with torch.no_grad():
@@ -105,6 +106,13 @@ def test_clevr_features_are_the_whole_frame_resized(task, clevr, official_ckpt, 
             assert torch.allclose(cached.float(), direct, atol=2e-3, rtol=1e-3)
         else:
             cached = features.pooled()[torch.as_tensor(rows)]
+            assert torch.allclose(cached.float(), direct.mean(dim=2), atol=2e-3, rtol=1e-3)
+        if job.probe.inputs == "pooled" and label != "test":  # the flip view: the mirrored frame
+            assert list(views) == [None, "hflip"]
+            flipped = torch.stack([reference(ds[int(i)][0].transpose(mirror)) for i in rows])
+            with torch.no_grad():
+                direct = torch.stack(encoder.forward_blocks(flipped, list(blocks)), dim=1)
+            cached = views["hflip"].pooled()[torch.as_tensor(rows)]
             assert torch.allclose(cached.float(), direct.mean(dim=2), atol=2e-3, rtol=1e-3)
 
 
@@ -127,7 +135,7 @@ def test_task_preprocessing_keys_the_cache_and_is_recorded(clevr, official_ckpt,
         run = run_job(job, encoder, extraction=options, results_dir=tmp_path / "r")
         keys.append({e["key"] for e in run.record.features["entries"]})
         assert run.record.model_info["preprocess"]["resize"] == expected
-        assert run.record.task_version == 2
+        assert run.record.task_version == 3
     assert not keys[0] & keys[1]  # another geometry, other cache entries
 
 
@@ -136,6 +144,6 @@ def test_linprobe_resizes_bicubically_as_vissls_vit_h_configs(tmp_path):
         for c in ("a", "b"):
             (tmp_path / split / c).mkdir(parents=True)
             Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / split / c / "0.png")
-    for task in ("linprobe", "linprobe_attentive"):
+    for task, version in (("linprobe", 3), ("linprobe_attentive", 2)):
         job = prepare(task, data=str(tmp_path))
-        assert job.preprocess == {"interpolation": "bicubic"} and job.spec.version == 2
+        assert job.preprocess == {"interpolation": "bicubic"} and job.spec.version == version
