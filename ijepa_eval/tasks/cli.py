@@ -80,11 +80,13 @@ def _print_result(result) -> None:
     table = Table(title=f"{record.task} (v{record.task_version})", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="right")
     for name, value in record.metrics.items():
         arrow = "↑" if record.higher_is_better[name] else "↓"
         std = record.metrics_std.get(name)
         shown = f"{value:.2f}" + (f" ± {std:.2f}" if std is not None else "")
-        table.add_row(f"{name} {arrow}", shown)
+        interval = record.metrics_ci.get(name)
+        table.add_row(f"{name} {arrow}", shown, _interval(interval))
     console.print(table)
     chosen = record.chosen
     if isinstance(chosen, dict) and "representation" in chosen:
@@ -105,6 +107,11 @@ def _print_result(result) -> None:
         console.print(f"[dim]note: {note}[/]", highlight=False)
     if result.path:
         console.print(f"record: {result.path}", highlight=False)
+
+
+def _interval(bounds: list[float] | None) -> str:
+    """The bootstrap interval over the test items (`metrics_ci`), or nothing."""
+    return "" if bounds is None else f"[{bounds[0]:.2f}, {bounds[1]:.2f}]"
 
 
 @with_options
