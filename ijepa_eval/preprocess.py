@@ -31,8 +31,8 @@ class Preprocess:
     (256 → 224 at the default 0.875). ``resize="resize"``: a plain resize to ``img_size`` square,
     as VISSL's linear-evaluation configs do.
 
-    ``view`` names a cached training view (`ijepa_eval.views`): ``hflip``, the image mirrored
-    before the geometry above (so it equals this preprocessing of a mirrored file, exactly);
+    ``view`` names a cached training view (`ijepa_eval.tasks.spec.ViewsSpec`): ``hflip``, the
+    image mirrored before the geometry above (this preprocessing of a mirrored file, exactly);
     ``random:<seed>:<index>``, torchvision's RandomResizedCrop(img_size) and a random flip,
     seeded per item (VISSL's ImageNet linear-probe training transform, made repeatable).
     """

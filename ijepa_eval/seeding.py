@@ -8,6 +8,10 @@ import numpy as np
 
 
 def mixed_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed (non-negative, so ``torch.manual_seed`` takes it)."""
+    """A well-mixed 63-bit seed (non-negative, so ``torch.manual_seed`` takes it).
+
+    Cached random training views are keyed by their name, not by this function: changing it
+    changes their pixels, so it needs a new ``EXTRACTOR_VERSION`` (features/store.py) too.
+    """
     state = np.random.SeedSequence(list(parts)).generate_state(2, np.uint64)[0]
     return int(state >> np.uint64(1))
