@@ -32,3 +32,34 @@ def resource_path(relative: str) -> Path:
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"bundled resource {relative!r} is missing from this installation")
+
+
+def preset_names(folder: str) -> list[str]:
+    """The YAML presets bundled in ``folder`` (``tasks/pretrain``, ``tasks/finetune``)."""
+    try:
+        found = resource_path(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(p.stem for p in found.glob("*.yaml"))
+
+
+def find_preset(source: str | os.PathLike[str], folder: str, what: str) -> Path:
+    """A YAML file, or the name of a preset bundled in ``folder``; else one line naming the
+    presets there (``what``: how the error calls it, e.g. "fine-tuning preset or file")."""
+    import difflib
+
+    from ijepa_eval.errors import UserError
+
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path
+    name = str(source)
+    if path.suffix not in (".yaml", ".yml") and "/" not in name:
+        try:
+            return resource_path(f"{folder}/{name}.yaml")
+        except FileNotFoundError:
+            pass
+    known = preset_names(folder)
+    hint = difflib.get_close_matches(name, known, n=3)
+    close = f"; did you mean {' or '.join(hint)}?" if hint else ""
+    raise UserError(f"no {what} named {name!r}{close} (presets: {', '.join(known)})")

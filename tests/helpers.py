@@ -69,3 +69,22 @@ class Slow:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 """
+
+
+# A 64-wide, 2-deep ViT pretrained on 32-px images (8×8 patches of 4 px): three epochs of four
+# steps take seconds on a CPU. Tests add `data.root`, `logging.out` and `logging.keep_every`.
+TINY_PRETRAIN = [
+    "data.batch_size=16", "data.workers=0", "model.embed_dim=64", "model.depth=2",
+    "model.num_heads=2", "model.patch_size=4", "model.img_size=32", "model.predictor_depth=1",
+    "model.predictor_embed_dim=32", "mask.min_keep=4", "optimization.epochs=3",
+    "optimization.warmup=1", "eval.every=0", "logging.log_every=1",
+]  # fmt: skip
+
+
+def one_error_line(result) -> str:
+    """The single ``error: ...`` line a CLI mistake prints (exit 1, no traceback)."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ")
+    return line

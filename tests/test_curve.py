@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import TINY_PRETRAIN
 from typer.testing import CliRunner
 
 import ijepa_eval as ie
@@ -20,13 +21,6 @@ from ijepa_eval.train import load_config, pretrain
 pytestmark = pytest.mark.usefixtures("one_thread")
 QUIET = ExtractOptions(progress=False, workers=0)
 PNG = b"\x89PNG\r\n\x1a\n"
-# a 64-wide, 2-deep ViT on 32 px images: three epochs of four steps in a few seconds
-TINY = [
-    "data.batch_size=16", "data.workers=0", "model.embed_dim=64", "model.depth=2",
-    "model.num_heads=2", "model.patch_size=4", "model.img_size=32", "model.predictor_depth=1",
-    "model.predictor_embed_dim=32", "mask.min_keep=4", "optimization.epochs=3",
-    "optimization.warmup=1", "eval.every=0", "logging.log_every=1", "logging.keep_every=1",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,12 @@ def synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run(synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pretrain") / "run"
-    pretrain(load_config("vit_tiny_synth", [*TINY, f"data.root={synth}", f"logging.out={out}"]))
+    pretrain(
+        load_config(
+            "vit_tiny_synth",
+            [*TINY_PRETRAIN, "logging.keep_every=1", f"data.root={synth}", f"logging.out={out}"],
+        )
+    )
     assert sorted(p.name for p in out.glob("ep*.pth.tar")) == [f"ep{i}.pth.tar" for i in (1, 2, 3)]
     return out
 

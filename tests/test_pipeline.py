@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import one_error_line
 from sklearn.neighbors import NearestCentroid
 from typer.testing import CliRunner
 
@@ -41,14 +42,6 @@ def classes(tmp_path_factory) -> Path:
     )
 
 
-def _one_error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    return line
-
-
 def _nothing_cached() -> bool:
     return FeatureStore().entries() == []
 
@@ -78,7 +71,7 @@ def test_a_bad_probe_parameter_is_one_line_before_any_work(
     monkeypatch.setattr(models, "load_encoder", no_loading)
     args = ["linprobe", "--ckpt", str(official_ckpt), "--data", str(classes)]
     result = runner.invoke(app, [*args, "--results", str(tmp_path), "-p", param])
-    assert expected in _one_error_line(result)
+    assert expected in one_error_line(result)
     assert _nothing_cached() and not any(tmp_path.rglob("*.json"))
 
 
@@ -115,12 +108,12 @@ def test_parameters_go_to_the_tasks_whose_probe_takes_them():
 def test_run_with_several_tasks_checks_every_one_first(classes, tmp_path, official_ckpt):
     args = ["run", "--ckpt", str(official_ckpt), "--tasks", "knn,linprobe"]
     args += ["--data", str(classes), "--results", str(tmp_path), "--workers", "0"]
-    line = _one_error_line(runner.invoke(app, [*args, "-p", "knn.min_steps=5"]))
+    line = one_error_line(runner.invoke(app, [*args, "-p", "knn.min_steps=5"]))
     assert "knn probe: unknown parameter 'min_steps'" in line
     assert _nothing_cached()
     fast = [a for k, v in FAST.items() for a in ("-p", f"linprobe.{k}={json.dumps(v)}")]
     result = runner.invoke(app, [*args, "-p", "ks=[1,3]", *fast], env={"COLUMNS": "200"})
-    assert "declares metrics ['top1_k10'" in _one_error_line(result)  # knn.yaml: k = 10..200
+    assert "declares metrics ['top1_k10'" in one_error_line(result)  # knn.yaml: k = 10..200
     assert _nothing_cached()  # known from the parameters: refused before any work
     result = runner.invoke(app, [*args, *fast], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -139,9 +132,9 @@ def test_data_specs_resolve_the_same_for_every_command(tmp_path, official_ckpt):
         ("imagefolder:", "has no root after 'imagefolder:'"),
     ):
         info = runner.invoke(app, ["data", "info", spec])
-        assert message in _one_error_line(info)
+        assert message in one_error_line(info)
         run = runner.invoke(app, ["linprobe", "--ckpt", str(official_ckpt), "--data", spec])
-        assert message in _one_error_line(run)
+        assert message in one_error_line(run)
     with pytest.raises(ie.UserError, match="task clevr_count reads clevr_count data, not cifar10"):
         prepare("clevr_count", data=f"cifar10:{cifar}")
 

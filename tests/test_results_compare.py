@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_error_line
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,14 +25,6 @@ TINY = ROOT / "checkpoints" / "ijepa_tiny_synth.pth.tar"
 OLD = ROOT / "tests" / "fixtures" / "records" / "runs" / "clevr_count"
 runner = CliRunner()
 WIDE = {"COLUMNS": "200"}
-
-
-def _one_error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: ")
-    return line
 
 
 def _record(task: str) -> Path:
@@ -94,14 +87,14 @@ def test_same_checkpoint_twice_and_a_copy_at_chance(tmp_path):
 
 def test_different_test_items_are_refused_in_one_line():
     result = runner.invoke(app, ["compare", str(_record("linprobe")), str(_record("clevr_count"))])
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "different test items" in line and "item ids sha256" in line
 
 
 def test_a_record_without_predictions_is_refused_in_one_line():
     old = next(OLD.glob("20261122*.json"))
     result = runner.invoke(app, ["compare", str(old), str(_record("clevr_count"))])
-    assert "no per-item predictions" in _one_error_line(result)
+    assert "no per-item predictions" in one_error_line(result)
 
 
 def test_two_folders_compare_task_by_task_as_json():

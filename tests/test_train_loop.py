@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import OFFICIAL
+from helpers import OFFICIAL, TINY_PRETRAIN
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only
 
 OFFICIAL_KEYS = {"encoder", "predictor", "target_encoder", "opt", "scaler", "epoch", "loss",
                  "batch_size", "world_size", "lr"}  # fmt: skip
-# 64 wide, 2 deep, 8×8 patches of 4 px: a step takes milliseconds on a CPU.
-TINY = [
-    "data.batch_size=16", "data.workers=0", "model.embed_dim=64", "model.depth=2",
-    "model.num_heads=2", "model.patch_size=4", "model.img_size=32", "model.predictor_depth=1",
-    "model.predictor_embed_dim=32", "mask.min_keep=4", "optimization.epochs=3",
-    "optimization.warmup=1", "eval.every=0", "logging.log_every=1", "logging.keep_every=2",
-]  # fmt: skip
+
+TINY = [*TINY_PRETRAIN, "logging.keep_every=2"]
 
 
 @pytest.fixture(scope="module")

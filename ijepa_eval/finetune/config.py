@@ -16,14 +16,13 @@ the defaults below, which are MAE's ``main_finetune.py`` defaults where the pape
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ijepa_eval.errors import UserError
-from ijepa_eval.paths import resource_path
+from ijepa_eval.paths import find_preset, preset_names
 from ijepa_eval.schema import bounded, build, did_you_mean, parse_assignments
 from ijepa_eval.yaml_file import read_yaml
 
@@ -115,26 +114,8 @@ def load_recipe(
 
 
 def resolve_preset(source: str | os.PathLike[str]) -> Path:
-    path = Path(source).expanduser()
-    if path.is_file():
-        return path
-    name = str(source)
-    if path.suffix not in (".yaml", ".yml") and "/" not in name:
-        try:
-            return resource_path(f"tasks/finetune/{name}.yaml")
-        except FileNotFoundError:
-            pass
-    known = presets()
-    hint = difflib.get_close_matches(name, known, n=2)
-    close = f"; did you mean {' or '.join(hint)}?" if hint else ""
-    raise UserError(
-        f"no fine-tuning preset or file named {name!r}{close} (presets: {', '.join(known)})"
-    )
+    return find_preset(source, "tasks/finetune", "fine-tuning preset or file")
 
 
 def presets() -> list[str]:
-    try:
-        folder = resource_path("tasks/finetune")
-    except FileNotFoundError:
-        return []
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return preset_names("tasks/finetune")

@@ -12,7 +12,6 @@ naming the key and what it allows.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from ijepa_eval.errors import UserError
 from ijepa_eval.models.arch import VitArch
-from ijepa_eval.paths import resource_path
+from ijepa_eval.paths import find_preset, preset_names
 from ijepa_eval.schema import bounded, build, did_you_mean, merge, parse_assignments
 from ijepa_eval.train.masks import MaskConfig
 from ijepa_eval.yaml_file import read_yaml
@@ -142,29 +141,11 @@ def load_config(
 
 
 def resolve_config(source: str | os.PathLike[str]) -> Path:
-    path = Path(source).expanduser()
-    if path.is_file():
-        return path
-    name = str(source)
-    if path.suffix not in (".yaml", ".yml") and "/" not in name:
-        try:
-            return resource_path(f"tasks/pretrain/{name}.yaml")
-        except FileNotFoundError:
-            pass
-    known = presets()
-    hint = difflib.get_close_matches(name, known, n=3)
-    did_you_mean = f"; did you mean {' or '.join(hint)}?" if hint else ""
-    raise UserError(
-        f"no config file or preset named {name!r}{did_you_mean} (presets: {', '.join(known)})"
-    )
+    return find_preset(source, "tasks/pretrain", "config file or preset")
 
 
 def presets() -> list[str]:
-    try:
-        folder = resource_path("tasks/pretrain")
-    except FileNotFoundError:
-        return []
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return preset_names("tasks/pretrain")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
