@@ -234,6 +234,16 @@ class EvalOptions:
             "random:K (K seeded RandomResizedCrop + flip views per image); default: the task's.",
         ),
     ] = None
+    seeds: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Train each probe N times, from its seed and the N-1 after it (initialisation "
+            "and batch order): the mean, ± the standard deviation, and every seed's value in "
+            "the record. Deterministic probes (k-NN, logistic regression) refuse it.",
+        ),
+    ] = None
 
     def params(self) -> dict[str, Any]:
         from ijepa_eval.schema import parse_assignments

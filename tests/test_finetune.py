@@ -356,3 +356,24 @@ def test_resume_with_another_recipe_or_architecture_is_one_line(run, digits, off
     fresh = _cli("--ckpt", str(official_ckpt), *[a for a in args if a != "--resume"])
     _one_line(fresh, "already holds a fine-tuning run; pass --resume")
     assert _snapshot(out) == before and not (tmp_path / "r").exists()
+
+
+def test_seeds_fine_tune_once_per_seed_each_in_its_folder(digits, official_ckpt, tmp_path):
+    """--seeds 2: two fine-tunings (recipe seeds 0 and 1) in out/seed0 and out/seed1, averaged."""
+    out, listed = tmp_path / "out", tmp_path / "subset.txt"
+    train = ie.load_dataset("imagefolder", digits, "train", shots=4, seed=0)
+    listed.write_text("".join(f"{item}\n" for item in train.ids()))
+    args = ["--ckpt", str(official_ckpt), "--data", str(digits), "--subset-file", str(listed),
+            "--seeds", "2", "--out", str(out), "--results", str(tmp_path / "results")]  # fmt: skip
+    result = _cli(*args, *[f"-o{o}" for o in QUICK], "-oepochs=1")
+    assert result.exit_code == 0, result.output
+    (path,) = (tmp_path / "results" / "runs" / "finetune").glob("*.json")
+    record = RunRecord.read(path)
+    assert record.seeds["probe"] == [0, 1] and "finetune" not in record.seeds
+    sections = record.extra["finetune"]
+    for seed in (0, 1):
+        assert sections[f"probe_seed{seed}"]["recipe"]["seed"] == seed
+        assert (out / f"seed{seed}" / "finetuned.pth.tar").is_file()
+    each = record.metrics_per_seed["top1"]
+    assert len(each) == 2 and record.metrics["top1"] == pytest.approx(np.mean(each))
+    assert f"{out}/seed*/finetuned.pth.tar" in result.output.replace("\n", "")

@@ -24,6 +24,7 @@ def run_finetune(
     preset: str | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
     resume: bool = False,
+    seeds: int | None = None,
     data_options: Mapping[str, Any] | None = None,
     skip_bad_images: bool = False,
     include_paths: Iterable[str | os.PathLike[str]] = (),
@@ -36,7 +37,8 @@ def run_finetune(
     The task is ``imagenet_1pct_finetune`` with ``percent=1`` (its preset ``ijepa_1pct``), else
     ``finetune`` (preset ``full``); ``shots`` keeps K images per class (seed 0), ``subset_file``
     a SimCLR-format list. ``preset`` (a name or a YAML file) and ``overrides`` (``["epochs=2"]``
-    or a mapping) set the recipe; ``out`` receives the checkpoints and ``finetuned.pth.tar``.
+    or a mapping) set the recipe; ``out`` receives the checkpoints and ``finetuned.pth.tar``
+    (``out/seed<N>/`` each, with ``seeds`` > 1: one fine-tuning per seed, averaged).
     """
     from ijepa_eval.tasks.pipeline import prepare, run_job
 
@@ -58,6 +60,7 @@ def run_finetune(
         data_options=data_options,
         skip_bad_images=skip_bad_images,
         include_paths=include_paths,
+        seeds=seeds,
     )
     said: list[str] = []
     if encoder is None:

@@ -52,6 +52,15 @@ def finetune(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/latest.pth.tar if it exists.")
     ] = False,
+    seeds: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Fine-tune N times (recipe seed s, s+1, ...), each in OUT/seed<N>: the mean, "
+            "± the standard deviation, and every seed's value in the record.",
+        ),
+    ] = None,
     data_option: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--data-option", help="Dataset adapter option KEY=VALUE (repeatable)."),
@@ -85,6 +94,7 @@ def finetune(
             preset=preset,
             overrides=override or [],
             resume=resume,
+            seeds=seeds,
             data_options=parse_options(data_option or []),
             skip_bad_images=skip_bad_images,
             device=device,
@@ -92,7 +102,8 @@ def finetune(
         )
         if main:
             _print_result(result)
-            console.print(f"fine-tuned weights: [bold]{out / 'finetuned.pth.tar'}[/]")
+            weights = out / ("seed*" if seeds and seeds > 1 else "") / "finetuned.pth.tar"
+            console.print(f"fine-tuned weights: [bold]{weights}[/]")
     finally:
         if tdist.is_initialized():
             tdist.destroy_process_group()

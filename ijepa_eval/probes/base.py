@@ -128,6 +128,7 @@ class ProbeResult:
     chosen: dict[str, Any] | None = None
     grid: list[dict[str, Any]] = field(default_factory=list)
     metrics_std: dict[str, float] = field(default_factory=dict)
+    metrics_per_seed: dict[str, list[float]] = field(default_factory=dict)  # --seeds: each one's
     baselines: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     artifacts: dict[str, Tensor] = field(default_factory=dict)
@@ -169,6 +170,17 @@ class Probe:
     @classmethod
     def parameters(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls.Config)]
+
+    @classmethod
+    def seed_of(cls, config: Any) -> int | None:
+        """The seed that sets this probe's initialisation and batch order (``--seeds`` counts
+        up from it); None for a deterministic probe, which ``--seeds`` refuses."""
+        return getattr(config, "seed", None) if "seed" in cls.parameters() else None
+
+    @classmethod
+    def with_seed(cls, config: Any, seed: int) -> Any:
+        """``config`` trained from ``seed`` instead (one run of ``--seeds``)."""
+        return dataclasses.replace(config, seed=seed)
 
     def run(self, inputs: ProbeInputs, config: Any, device: str | None) -> ProbeResult:
         raise NotImplementedError

@@ -10,7 +10,8 @@ Besides the record it leaves ``out/finetuned.pth.tar`` (encoder and head), ``log
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ijepa_eval.probes.base import CLASSIFICATION_METRICS, Probe, ProbeInputs, ProbeResult
@@ -42,6 +43,16 @@ class FinetuneProbe(Probe):
     selects = False
     sweepable = False
     reports = CLASSIFICATION_METRICS
+
+    @classmethod
+    def seed_of(cls, config: FinetuneParams) -> int | None:
+        return int(config.recipe.get("seed", 0))
+
+    @classmethod
+    def with_seed(cls, config: FinetuneParams, seed: int) -> FinetuneParams:
+        """The recipe's seed set, and a folder of its own (``out/seed<N>``) for its checkpoints."""
+        out = str(Path(config.out or ".") / f"seed{seed}")
+        return replace(config, recipe={**config.recipe, "seed": seed}, out=out)
 
     def run(self, inputs: ProbeInputs, config: FinetuneParams, device: str | None) -> ProbeResult:
         from ijepa_eval.finetune.config import load_recipe

@@ -214,6 +214,7 @@ def compare(
             params=evaluation.params(),
             include_paths=evaluation.include_path or (),
             views=evaluation.views,
+            seeds=evaluation.seeds,
         )
     if as_json:
         body = reports[0].to_json() if len(reports) == 1 else {

@@ -8,12 +8,14 @@ Every run record keeps per-item outputs on its reported split (``<run_id>.preds.
   best), the same grouped by class for ``mean_per_class_acc``, the per-image value for a depth
   metric (``rmse``, ``delta1`` ...). A k-NN metric (``top1_k10``) reads its ``k10/`` arrays; a
   k-shot metric (``top1_2shot``) averages each item's correctness over the draws
-  (``2shot_seed0/``, ``2shot_seed1/`` ...), so its statistic is the mean over draws.
+  (``2shot_seed0/``, ``2shot_seed1/`` ...), so its statistic is the mean over draws; a
+  ``--seeds`` run does the same over its probe seeds (``probe_seed0/``, ``probe_seed1/`` ...).
 - `interval`: the 95% percentile interval of the metric by bootstrap over the test items
   (1,000 seeded resamples). For a k-shot metric it is the interval of the mean over draws,
   with the draws held fixed: it measures the test set's sampling noise, not the draws' (that
-  is ``metrics_std``). For mean per-class accuracy each resample recomputes every class's
-  recall on the items drawn (classes absent from a resample are left out, as the probe does).
+  is ``metrics_std``); the same holds for the mean over probe seeds. For mean per-class
+  accuracy each resample recomputes every class's recall on the items drawn (classes absent
+  from a resample are left out, as the probe does).
 - `paired`: B − A on the same items, one resample applied to both (a paired bootstrap), its
   interval and a two-sided p-value: McNemar's exact test (a binomial test on the discordant
   items) when the per-item scores are 0/1 (``top1``, ``top5``, k-NN), otherwise the bootstrap
@@ -85,24 +87,34 @@ class Paired:
 
 def item_scores(predictions: Mapping[str, np.ndarray], metric: str) -> ItemScores | None:
     """``metric`` as per-item values from a predictions file's arrays; None when they cannot
-    give it (a metric this module does not know, or arrays missing)."""
-    if metric in predictions and np.asarray(predictions[metric]).ndim == 1:  # depth, per image
-        return ItemScores(np.asarray(predictions[metric], dtype=np.float64))
+    give it (a metric this module does not know, or arrays missing). Several runs (k-shot
+    draws, probe seeds) are averaged per item."""
+    per_image = [k for k in _runs(predictions, "", metric) if np.asarray(predictions[k]).ndim == 1]
+    if per_image:  # depth: one value per image
+        values = np.mean([np.asarray(predictions[k], dtype=np.float64) for k in per_image], axis=0)
+        return ItemScores(values)
     match = _NAME.match(metric)
     if match is None or "target" not in predictions:
         return None
     target = np.asarray(predictions["target"]).astype(np.int64)
     variant = match["variant"] or ""
     if variant.endswith("shot"):
-        keys = sorted(k for k in predictions if re.fullmatch(rf"{variant}_seed\d+/top5", k))
+        keys = _runs(predictions, rf"{variant}_seed\d+/", "top5")
     else:
-        keys = [f"{variant}/top5" if variant else "top5"]
-    if not keys or any(k not in predictions for k in keys):
+        keys = _runs(predictions, "", f"{variant}/top5" if variant else "top5")
+    if not keys:
         return None
     base = "top1" if match["base"] == "mean_per_class_acc" else match["base"]
     hits = np.mean([_hits(np.asarray(predictions[k]), target, base) for k in keys], axis=0)
     groups = target if match["base"] == "mean_per_class_acc" else None
     return ItemScores(hits, groups, 100.0, binary=len(keys) == 1)
+
+
+def _runs(predictions: Mapping[str, np.ndarray], draw: str, array: str) -> list[str]:
+    """The names of ``array`` in every run: itself, or under a k-shot draw's prefix (the
+    pattern ``draw``) and/or a probe seed's (``probe_seed<N>/``)."""
+    pattern = re.compile(rf"{draw}(?:probe_seed\d+/)?{re.escape(array)}")
+    return sorted(k for k in predictions if pattern.fullmatch(k))
 
 
 def _hits(top5: np.ndarray, target: np.ndarray, base: str) -> np.ndarray:

@@ -71,6 +71,7 @@ def _prepare(names: list[str], data: DataOptions, evaluation: EvalOptions, **req
         data_options=data.adapter_options(),
         skip_bad_images=data.skip_bad_images,
         views=evaluation.views,
+        seeds=evaluation.seeds,
         **request,
     )
 
@@ -88,6 +89,11 @@ def _print_result(result) -> None:
         interval = record.metrics_ci.get(name)
         table.add_row(f"{name} {arrow}", shown, _interval(interval))
     console.print(table)
+    seeds = record.seeds.get("probe") if record.metrics_per_seed else None
+    if seeds:  # ± is then the std over these seeds; the interval is the test set's noise
+        for name, values in record.metrics_per_seed.items():
+            shown = ", ".join(f"{v:.2f}" for v in values)
+            console.print(f"{name} by probe seed {seeds}: {shown}", highlight=False)
     chosen = record.chosen
     if isinstance(chosen, dict) and "representation" in chosen:
         picked = {

@@ -97,6 +97,7 @@ class Job:
     plan: SplitPlan
     draws: tuple[Draw, ...]
     preprocess: dict[str, Any] = field(default_factory=dict)  # the task's geometry, then the user's
+    seeds: tuple[int, ...] = ()  # probe seeds of a --seeds run (empty: the config's own seed)
 
     def with_representations(self, names: Sequence[str]) -> Job:
         """The same job reading other representations (the layer sweep's ``block<N>``)."""
@@ -147,11 +148,14 @@ def prepare(
     include_paths: Iterable[str | os.PathLike[str]] = (),
     preprocess: Mapping[str, Any] | None = None,
     views: str | ViewsSpec | None = None,
+    seeds: int | None = None,
 ) -> Job:
     """Resolve ``task`` into a `Job`, checking every parameter: the step that fails fast.
 
     ``preprocess`` (``resize``, ``crop_pct``, ``interpolation``) wins over the task's own, and
-    ``views`` (``none``, ``hflip``, ``random:K``) over its training views.
+    ``views`` (``none``, ``hflip``, ``random:K``) over its training views. ``seeds`` = N trains
+    the probe N times, from its seed and the N − 1 after it (initialisation and batch order),
+    and reports the mean, the standard deviation and every seed's value.
     """
     spec = task if isinstance(task, TaskSpec) else get_task(task, include_paths)
     if views is not None:  # the record's task spec then says which views were used
@@ -189,7 +193,23 @@ def prepare(
     except (TypeError, ValueError) as exc:
         raise UserError(f"task {spec.name}: preprocessing {geometry}: {exc}") from None
     draws = _draws(spec, subset_file)
-    return Job(spec, probe, config, adapter, root, options, plan, draws, geometry)
+    job = Job(spec, probe, config, adapter, root, options, plan, draws, geometry)
+    return replace(job, seeds=probe_seeds(job, seeds))
+
+
+def probe_seeds(job: Job, count: int | None) -> tuple[int, ...]:
+    """The seeds of a ``--seeds count`` run: the probe's own and the ones after it."""
+    if count is None or count == 1:
+        return ()
+    if count < 1:
+        raise UserError(f"--seeds must be >= 1, not {count}")
+    first = job.probe.seed_of(job.config)
+    if first is None:
+        raise UserError(
+            f"task {job.spec.name}: the {job.probe.name} probe is deterministic (it has no "
+            "seed), so --seeds would repeat one number; drop --seeds for it"
+        )
+    return tuple(range(first, first + count))
 
 
 def task_encoder(encoder: Encoder, geometry: Mapping[str, Any]) -> Encoder:
@@ -220,8 +240,17 @@ def prepare_tasks(
     include_paths = tuple(include_paths)
     specs = [t if isinstance(t, TaskSpec) else get_task(t, include_paths) for t in tasks]
     per_task = scope_params(specs, params or {})
-    return [
+    seeds = request.pop("seeds", None)
+    jobs = [
         prepare(s, params=per_task[s.name], include_paths=include_paths, **request) for s in specs
+    ]
+    several = len(jobs) > 1  # then --seeds goes to the tasks whose probe has a seed
+    takes = [not several or job.probe.seed_of(job.config) is not None for job in jobs]
+    if seeds is not None and not any(takes):
+        raise UserError("--seeds: none of these tasks' probes has a seed (all are deterministic)")
+    return [
+        replace(job, seeds=probe_seeds(job, seeds)) if ok else job
+        for job, ok in zip(jobs, takes, strict=True)
     ]
 
 
@@ -331,6 +360,7 @@ def evaluate(
     skip_bad_images: bool = False,
     include_paths: Iterable[str | os.PathLike[str]] = (),
     views: str | ViewsSpec | None = None,
+    seeds: int | None = None,
     device: str | None = None,
     extraction: ExtractOptions = ExtractOptions(),
     results_dir: str | os.PathLike[str] | None = "results",
@@ -338,8 +368,9 @@ def evaluate(
     """Run ``task`` on a checkpoint (``ckpt``) or a loaded ``encoder``; write and return its record.
 
     ``params`` override the task's probe parameters, ``data_options`` its dataset adapter's,
-    ``views`` its training views (``none``, ``hflip``, ``random:K``); ``results_dir=None``
-    returns the record without writing anything.
+    ``views`` its training views (``none``, ``hflip``, ``random:K``); ``seeds`` = N trains the
+    probe N times and averages (see `prepare`); ``results_dir=None`` returns the record without
+    writing anything.
     """
     job = prepare(
         task,
@@ -351,6 +382,7 @@ def evaluate(
         skip_bad_images=skip_bad_images,
         include_paths=include_paths,
         views=views,
+        seeds=seeds,
     )
     said: list[str] = []
     if encoder is None:
@@ -656,40 +688,91 @@ def _fit_and_select(
 
 
 def run_probe(job: Job, inputs: Inputs, device: str | None) -> ProbeResult:
-    """``probe.run`` on each training draw; several draws (k-shot) are averaged per shot count."""
+    """``probe.run`` on each training draw, once per probe seed of a ``--seeds`` run; several
+    runs (k-shot draws, seeds) are averaged per shot count."""
     probe = job.probe()
-    results = [(d, probe.run(x, job.config, device)) for d, x in inputs.per_draw]
-    if len(results) == 1 and results[0][0].shots is None:
-        return results[0][1]
-    metrics, stds = {}, {}
-    for k in dict.fromkeys(d.shots for d, _ in results):
-        runs = [r for d, r in results if d.shots == k]
-        for name in runs[0].metrics:
-            values = [r.metrics[name] for r in runs]
-            metrics[f"{name}_{k}shot"] = float(np.mean(values))
-            stds[f"{name}_{k}shot"] = float(np.std(values))
-    draw_name = {d.label: d.label.removeprefix("train_") for d, _ in results}
+    seeds: tuple[int | None, ...] = job.seeds or (None,)
+    runs = [
+        (draw, seed, probe.run(x, _seeded(job, seed), device))
+        for draw, x in inputs.per_draw
+        for seed in seeds
+    ]
+    if len(runs) == 1 and runs[0][0].shots is None:
+        return runs[0][2]
+    metrics, stds, per_seed = {}, {}, {}
+    for k in dict.fromkeys(d.shots for d, _, _ in runs):
+        group = [(s, r) for d, s, r in runs if d.shots == k]
+        for name in group[0][1].metrics:
+            key = name if k is None else f"{name}_{k}shot"
+            values = [r.metrics[name] for _, r in group]
+            metrics[key], stds[key] = float(np.mean(values)), float(np.std(values))
+            if job.seeds:  # each seed's value (its mean over the draws, for k-shot)
+                per_seed[key] = [
+                    float(np.mean([r.metrics[name] for s, r in group if s == seed]))
+                    for seed in job.seeds
+                ]
+    named = {run_label(d, s): r for d, s, r in runs}
+    first = runs[0][2]
     return ProbeResult(
         metrics=metrics,
         metrics_std=stds,
-        chosen={draw_name[d.label]: {**r.metrics, **(r.chosen or {})} for d, r in results},
-        grid=[{"draw": draw_name[d.label], **row} for d, r in results for row in r.grid],
-        predictions={  # the test items are the same for every draw: one target array
+        metrics_per_seed=per_seed,
+        chosen={label: {**r.metrics, **(r.chosen or {})} for label, r in named.items()},
+        grid=[{**_run_keys(d, s), **row} for d, s, r in runs for row in r.grid],
+        predictions={  # the test items are the same for every run: one target array
             **{
-                f"{draw_name[d.label]}/{k}": v
-                for d, r in results
+                f"{label}/{k}": v
+                for label, r in named.items()
                 for k, v in r.predictions.items()
                 if k != "target"
             },
-            **{k: v for k, v in results[0][1].predictions.items() if k == "target"},
+            **{k: v for k, v in first.predictions.items() if k == "target"},
         },
+        artifacts=first.artifacts if len(inputs.per_draw) == 1 else {},  # the first seed's head
         splits={
             **{d.label: len(x.fit) + len(x.select or ()) for d, x in inputs.per_draw},
             "test": len(inputs.per_draw[0][1].test),
         },
-        seeds={**results[0][1].seeds, "draws": list(job.spec.dataset.seeds)},
-        record={k: v for _, r in results for k, v in r.record.items()},
+        seeds={
+            **({} if job.seeds else first.seeds),  # a probe's own seed, superseded by --seeds
+            **({"draws": list(job.spec.dataset.seeds)} if runs[0][0].shots is not None else {}),
+            **({"probe": list(job.seeds)} if job.seeds else {}),
+        },
+        record=_per_seed_sections(job, named),
     )
+
+
+def _seeded(job: Job, seed: int | None) -> Any:
+    return job.config if seed is None else job.probe.with_seed(job.config, seed)
+
+
+def _run_keys(draw: Draw, seed: int | None) -> dict[str, Any]:
+    """What tells one run's rows apart: its k-shot draw and its probe seed."""
+    keys: dict[str, Any] = {}
+    if draw.shots is not None:
+        keys["draw"] = draw.label.removeprefix("train_")
+    if seed is not None:
+        keys["probe_seed"] = seed
+    return keys
+
+
+def run_label(draw: Draw, seed: int | None) -> str:
+    """A run's name and its predictions' prefix: ``2shot_seed1`` (a k-shot draw),
+    ``probe_seed2`` (a seed of ``--seeds``), or both joined by ``/``."""
+    keys = _run_keys(draw, seed)
+    return "/".join(f"probe_seed{v}" if k == "probe_seed" else v for k, v in keys.items())
+
+
+def _per_seed_sections(job: Job, named: Mapping[str, ProbeResult]) -> dict:
+    """Record sections a probe adds (fine-tuning's ``finetune``): as they are with one seed,
+    one per run (by its label) with several."""
+    if not job.seeds:
+        return {k: v for r in named.values() for k, v in r.record.items()}
+    sections: dict[str, dict[str, Any]] = {}
+    for label, r in named.items():
+        for k, v in r.record.items():
+            sections.setdefault(k, {})[label] = v
+    return sections
 
 
 def make_record(
@@ -717,6 +800,11 @@ def make_record(
         metrics={m.name: result.metrics[m.name] for m in spec.metrics},
         metrics_std={
             m.name: result.metrics_std[m.name] for m in spec.metrics if m.name in result.metrics_std
+        },
+        metrics_per_seed={
+            m.name: result.metrics_per_seed[m.name]
+            for m in spec.metrics
+            if m.name in result.metrics_per_seed
         },
         higher_is_better={m.name: m.higher_is_better for m in spec.metrics},
         baselines=result.baselines,

@@ -60,6 +60,8 @@ class RunRecord:
     task_version: int | None = None
     run_id: str = ""
     metrics_std: dict[str, float] = field(default_factory=dict)
+    # --seeds N: each probe seed's value of each metric, in the order of seeds["probe"]
+    metrics_per_seed: dict[str, list[float]] = field(default_factory=dict)
     # 95% bootstrap interval [low, high] over the reported split's items (ijepa_eval.results.stats)
     metrics_ci: dict[str, list[float]] = field(default_factory=dict)
     baselines: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +125,7 @@ class RunRecord:
             value = getattr(self, f.name)
             if value is None and f.name in ("head_weights", "predictions", "sweep"):
                 continue
-            if f.name in ("metrics_ci", "health") and not value:  # older records, fine-tuning
+            if f.name in ("metrics_ci", "metrics_per_seed", "health") and not value:  # not kept
                 continue
             out["model" if f.name == "model_info" else f.name] = value
         return {**out, **self.extra}
@@ -163,6 +165,7 @@ class RunRecord:
                     if k in metrics
                 },
                 "metrics_ci": _intervals(raw.get("metrics_ci") or {}, metrics),
+                "metrics_per_seed": _per_seed(raw.get("metrics_per_seed") or {}, metrics),
                 "health": _health(raw.get("health") or {}),
                 "higher_is_better": {name: directions[name] for name in metrics},
                 "model_info": model,
@@ -289,6 +292,20 @@ def _intervals(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]
             raise ValueError(f"'metrics_ci.{name}' is not [low, high] ({pair!r})")
         if name in metrics:
             out[str(name)] = [float(pair[0]), float(pair[1])]
+    return out
+
+
+def _per_seed(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]:
+    """``metrics_per_seed``: ``{metric: [value per seed]}``, kept for the record's metrics."""
+    if not isinstance(values, dict):
+        raise ValueError("'metrics_per_seed' must map metric names to lists of numbers")
+    out = {}
+    for name, seq in values.items():
+        ok = isinstance(seq, list) and seq
+        if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in seq):
+            raise ValueError(f"'metrics_per_seed.{name}' is not a list of numbers ({seq!r})")
+        if name in metrics:
+            out[str(name)] = [float(v) for v in seq]
     return out
 
 
