@@ -346,6 +346,11 @@ def _file_token(path: Path, root: Path, content_hash: bool) -> bytes:
     return f"{name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode()
 
 
+def few(names: Sequence[str], k: int = 5) -> str:
+    """The first ``k`` names, for a message about many (``a.png, b.png, …``)."""
+    return ", ".join(names[:k]) + (", …" if len(names) > k else "")
+
+
 def require_dir(path: Path, what: str, hint: str = "") -> Path:
     """``path`` if it is a directory, else a `DataError` saying which one is missing."""
     if not path.is_dir():

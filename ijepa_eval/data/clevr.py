@@ -10,7 +10,6 @@ Layout: ``root/images/<split>/CLEVR_<split>_NNNNNN.png`` and
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,13 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from ijepa_eval.data.base import EvalDataset, open_image
+from ijepa_eval.data.base import EvalDataset, few, open_image
 from ijepa_eval.data.clevr_labels import (
     COUNT_CLASSES,
     DISTANCE_CLASSES,
     count_label,
     distance_label,
 )
+from ijepa_eval.data.json_file import is_index, kind, read_json, shown
 from ijepa_eval.errors import DataError
 
 RELEASED_SPLITS = ("train", "val")
@@ -66,10 +66,10 @@ def read_scenes(root: Path, split: str) -> list[tuple[str, Mapping[str, Any]]]:
         problems.append("it describes some images more than once")
     missing = [n for n in described if n not in on_disk]
     if missing:
-        problems.append(f"{len(missing)} described image(s) are missing: {_few(missing)}")
+        problems.append(f"{len(missing)} described image(s) are missing: {few(missing)}")
     extra = sorted(on_disk.difference(described))
     if extra:
-        problems.append(f"{len(extra)} image(s) have no scene: {_few(extra)}")
+        problems.append(f"{len(extra)} image(s) have no scene: {few(extra)}")
     if problems:
         raise DataError(
             f"{scenes_path} does not match {image_dir} ({len(described)} scenes, "
@@ -81,18 +81,9 @@ def read_scenes(root: Path, split: str) -> list[tuple[str, Mapping[str, Any]]]:
 def load_scenes_json(path: Path) -> list[dict[str, Any]]:
     """The ``scenes`` list of a CLEVR scenes JSON, each one an object; anything else in its
     place (unreadable, empty, not JSON, another shape) is a `DataError` saying what was found."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read CLEVR scenes file {path}: {exc.strerror or exc}") from None
-    if not data.strip():
-        raise DataError(f"{path} is not a CLEVR scenes file: it is empty")
-    try:
-        doc = json.loads(data)  # bytes: UTF-8/16/32 detected as JSON allows
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
-        raise DataError(f"{path} is not a CLEVR scenes file: not valid JSON ({exc})") from None
+    doc = read_json(path, "CLEVR scenes file")
     if not isinstance(doc, dict) or "scenes" not in doc:
-        found = f"keys {', '.join(map(repr, doc))}" if isinstance(doc, dict) else _kind(doc)
+        found = f"keys {', '.join(map(repr, doc))}" if isinstance(doc, dict) else kind(doc)
         raise DataError(
             f"{path} is not a CLEVR scenes file: expected an object with a 'scenes' list, "
             f"found {found or 'an empty object'}"
@@ -100,13 +91,13 @@ def load_scenes_json(path: Path) -> list[dict[str, Any]]:
     scenes = doc["scenes"]
     if not isinstance(scenes, list):
         raise DataError(
-            f"{path} is not a CLEVR scenes file: 'scenes' is {_kind(scenes)}, not a list"
+            f"{path} is not a CLEVR scenes file: 'scenes' is {kind(scenes)}, not a list"
         )
     if not scenes:
         raise DataError(f"{path} holds no scenes")
     for i, scene in enumerate(scenes):
         if not isinstance(scene, dict):
-            raise DataError(f"{path}: scene {i} is {_kind(scene)}, not an object")
+            raise DataError(f"{path}: scene {i} is {kind(scene)}, not an object")
     return scenes
 
 
@@ -114,40 +105,21 @@ def _file_name(scene: Mapping[str, Any], i: int, split: str, path: Path) -> str:
     """The image a scene describes: its ``image_filename`` (a bare file name), else the name
     CLEVR gives ``image_index``; both, when present, must have the right type."""
     index = scene.get("image_index")
-    if "image_index" in scene and (
-        not isinstance(index, int) or isinstance(index, bool) or index < 0
-    ):
+    if "image_index" in scene and not is_index(index):
         raise DataError(
-            f"{path}: scene {i} has image_index {_shown(index)}; expected a whole number >= 0"
+            f"{path}: scene {i} has image_index {shown(index)}; expected a whole number >= 0"
         )
     if "image_filename" in scene:
         name = scene["image_filename"]
         if not isinstance(name, str) or not name or name != Path(name).name or "\\" in name:
             raise DataError(
-                f"{path}: scene {i} has image_filename {_shown(name)}; expected a file name "
+                f"{path}: scene {i} has image_filename {shown(name)}; expected a file name "
                 f"such as CLEVR_{split}_000000.png"
             )
         return name
     if index is None:
         raise DataError(f"{path}: scene {i} has neither image_filename nor image_index")
     return f"CLEVR_{split}_{index:06d}.png"
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """A value as it stands in the JSON file (``"7"``, ``null``, ``true``), cut short."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _kind(value: Any) -> str:
-    """How JSON would name a value's type, for messages."""
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    kinds.update({int: "a number", float: "a number", type(None): "null"})
-    return kinds.get(type(value), type(value).__name__)
-
-
-def _few(names: list[str], k: int = 5) -> str:
-    return ", ".join(names[:k]) + (", …" if len(names) > k else "")
 
 
 class _Clevr(EvalDataset):

@@ -8,11 +8,11 @@ minus 3 (scenes hold 3–10 objects: 8 classes); ``closest_object_distance`` tak
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
+from ijepa_eval.data.json_file import shown
 from ijepa_eval.errors import DataError
 
 MIN_OBJECTS, MAX_OBJECTS = 3, 10
@@ -27,12 +27,6 @@ def scene_name(scene: Mapping[str, Any]) -> str:
     if "image_filename" in scene:
         return str(scene["image_filename"])
     return f"with image_index {scene.get('image_index', '?')}"
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """A value as it stands in the JSON file, cut short."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _objects(scene: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -71,7 +65,7 @@ def _depth(obj: Any, scene: Mapping[str, Any]) -> float:
     ):
         raise DataError(
             f"scene {scene_name(scene)}: every object needs pixel_coords = [x, y, depth] "
-            f"(numbers); found {_shown(coords)}"
+            f"(numbers); found {shown(coords)}"
         )
     return float(coords[2])
 
