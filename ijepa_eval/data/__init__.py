@@ -4,9 +4,9 @@
     ds = load_dataset("clevr_count", root="CLEVR_v1.0", split="train800")
     image, target = ds[0]; ds.num_classes; ds.fingerprint()
 
-Adapters: imagefolder, hf, cifar10, cifar100, clevr_count, clevr_dist, nyu_depth_v2,
-depth_folder (see `ijepa_eval.data.load`). Names resolve lazily, so importing this package (the
-CLI does on every start) imports neither torch nor `datasets`.
+Adapters: imagefolder, hf, cifar10, cifar100, clevr_count, clevr_dist, places205, inat18,
+nyu_depth_v2, depth_folder (see `ijepa_eval.data.load`). Names resolve lazily, so importing
+this package (the CLI does on every start) imports neither torch nor `datasets`.
 """
 
 from ijepa_eval.lazy import lazy_exports

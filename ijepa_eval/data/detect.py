@@ -24,6 +24,10 @@ def detect_format(root: str | Path) -> str:
         return "cifar10"
     if "cifar-100-python" in names:
         return "cifar100"
+    if "trainvalsplit_places205" in names:
+        return "places205"
+    if {"train2018.json", "val2018.json"} & names:
+        return "inat18"
     if "nyu_depth_v2_labeled.mat" in names:
         return "nyu_depth_v2"
     if {"images", "scenes"} <= names:

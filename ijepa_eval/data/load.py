@@ -26,6 +26,8 @@ for _name, _entry in {
     "cifar100": "ijepa_eval.data.cifar:Cifar100",
     "clevr_count": "ijepa_eval.data.clevr:ClevrCount",
     "clevr_dist": "ijepa_eval.data.clevr:ClevrDist",
+    "places205": "ijepa_eval.data.places:Places205",
+    "inat18": "ijepa_eval.data.inat:INat18",
     "nyu_depth_v2": "ijepa_eval.data.depth:NyuDepthV2",
     "depth_folder": "ijepa_eval.data.depth:DepthFolder",
 }.items():
