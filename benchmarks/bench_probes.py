@@ -53,6 +53,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ijepa_eval.probes import LinearGridConfig, classification_metrics, knn_eval, linear_grid
+from ijepa_eval.probes.linear import Whitening
 from ijepa_eval.probes.logreg import logreg_fit
 from ijepa_eval.schema import parse_assignments
 
@@ -174,10 +175,16 @@ def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
     pairs = [(rep, head) for rep in train for head in ("linear", "bn_linear")]
     fitted = [tuple(p.split(":")) for p in args.sk_only or [] if p != "chosen"] or pairs
 
-    def sklearn_sample(max_iter: int):
+    def sklearn_sample(max_iter: int, space: str):
+        """The fits in the features' own coordinates ("raw") or in the grid's `Whitening` of
+        them ("whitened": the same linear models, a penalty measured there; it converges)."""
         fits = []
         for rep in train:
-            x, xv = train[rep].float().numpy(), val[rep].float().numpy()
+            x, xv = train[rep].float(), val[rep].float()
+            if space == "whitened":
+                white = Whitening.fit(x, LinearGridConfig().whiten_ridge)
+                x, xv = white(x), white(xv)
+            x, xv = x.numpy(), xv.numpy()
             for head in ("linear", "bn_linear"):
                 if (rep, head) not in fitted:
                     continue
@@ -193,7 +200,11 @@ def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
     if args.sk_only == ["chosen"]:  # the pair the last variant chose
         chosen = list(before.values())[-1][1].best
         fitted = [(chosen["representation"], chosen["head"])]
-    sk = {max_iter: sklearn_sample(max_iter) for max_iter in args.sk_max_iter}
+    sk = {
+        f"{space}, max_iter {max_iter}": sklearn_sample(max_iter, space)
+        for space in args.sk_space
+        for max_iter in args.sk_max_iter
+    }
     after = {
         name: before[name][0] if args.ours_once else timed(lambda cfg=cfg: ours(cfg))[0]
         for name, cfg in configs.items()
@@ -223,7 +234,7 @@ def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
     sk_rows = {}
     for max_iter, fits in sk.items():
         lines += [
-            f"| max_iter {max_iter} | {r} | {h} | {c:g} | {s:.1f} | {it} | {a:.2f} |"
+            f"| {max_iter} | {r} | {h} | {c:g} | {s:.1f} | {it} | {a:.2f} |"
             for r, h, c, s, a, it in fits
         ]
         overall = np.mean([f[3] for f in fits])
@@ -247,12 +258,26 @@ def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
         for max_iter, (t_sk, t_made, best) in sk_rows.items():
             lines.append(
                 f"| `{name}` | {cfg.steps(n)} | {cfg.batch(n)} | {t_ours:.1f} | "
-                f"{b['val_top1']:.2f} ({b['representation']}, {b['head']}, lr {b['lr']:g}) | "
-                f"max_iter {max_iter} | {t_sk:.1f} / {t_made:.1f} | {best[4]:.2f} ({best[0]}, "
+                f"{b['val_top1']:.2f} ({_head(b)}) | "
+                f"{max_iter} | {t_sk:.1f} / {t_made:.1f} | {best[4]:.2f} ({best[0]}, "
                 f"{best[1]}, C {best[2]:g}) | **{t_sk / t_ours:.1f}x** / {t_made / t_ours:.1f}x | "
                 f"{b['val_top1'] - best[4]:+.2f} |"
             )
+    lines.append("")
+    for name, (_, grid) in before.items():
+        parts = []
+        for whiten in (False, True):
+            rows = [r for r in grid.rows if r.get("whiten", False) == whiten]
+            if rows:
+                top = max(rows, key=lambda r: r["val_top1"])
+                parts.append(f"{'whitened' if whiten else 'as they are'}: {top['val_top1']:.2f}")
+        lines.append(f"- `{name}`: {len(grid.rows)} heads; best {'; '.join(parts)}")
     return lines
+
+
+def _head(row: dict) -> str:
+    white = "whitened, " if row.get("whiten") else ""
+    return f"{row['representation']}, {white}{row['head']}, lr {row['lr']:g}"
 
 
 def objective(x: torch.Tensor, y: torch.Tensor, w, b, C: float) -> float:
@@ -362,6 +387,13 @@ def main() -> None:
     )
     p.add_argument("--features", choices=["blobs", "encoder"], default="blobs")
     p.add_argument("--sk-max-iter", type=int, nargs="+", default=[100], help="its max_iter(s)")
+    p.add_argument(
+        "--sk-space",
+        choices=["raw", "whitened"],
+        nargs="+",
+        default=["raw"],
+        help="scikit-learn on the features as they are, and/or in the grid's Whitening of them",
+    )
     p.add_argument("--workdir", type=Path, default=Path("/tmp/ijepa-eval-bench"))
     p.add_argument("--classes", type=int, default=72, help="encoder features: classes")
     p.add_argument(

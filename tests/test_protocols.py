@@ -135,7 +135,7 @@ def test_task_preprocessing_keys_the_cache_and_is_recorded(clevr, official_ckpt,
         run = run_job(job, encoder, extraction=options, results_dir=tmp_path / "r")
         keys.append({e["key"] for e in run.record.features["entries"]})
         assert run.record.model_info["preprocess"]["resize"] == expected
-        assert run.record.task_version == 3
+        assert run.record.task_version == 4
     assert not keys[0] & keys[1]  # another geometry, other cache entries
 
 

@@ -19,6 +19,13 @@ side by side, not a different algorithm.
 Training features may carry cached augmented views, ``(N, V, D)`` (a task's ``views:``): each
 step draws one view per item from a seeded generator of its own, so the batches are the same
 with or without views, and every head sees the same views.
+
+Every head trains twice by default: on the features as they are, and in `Whitening`
+coordinates (an affine change of coordinates fitted on the training set, so still a linear
+probe on the features). Real ViT features are so badly conditioned that SGD on them stalls
+points short of the optimum on large sets; whitened, it converges in the same steps. On small
+sets the raw heads generalise better. The selection split chooses, as it chooses the lr
+(benchmarks/RESULTS.md, "Linear grid convergence").
 """
 
 from __future__ import annotations
@@ -69,11 +76,11 @@ class LinearGridConfig:
 
     `momentum` and `min_steps` left unset (None) follow the set's size, as measured against a
     converged scikit-learn fit on real encoder features (benchmarks/RESULTS.md): a set that fits
-    in one batch trains full-batch with momentum 0.9 and ≥ 1,000 steps (0.33 points from it at
-    792 items, at its speed); a larger one trains on mini-batches with momentum 0.99 and ≥ 3,000
-    steps (−1.25, −0.71 and −2.61 points at 5k, 10.8k and 50k items, where 0.9 and 1,000 steps
-    were −3.78, −4.09 and −8.00). `resolved(n)` fixes them for a training set of n items; the
-    grid's rows record the values used.
+    in one batch trains full-batch with momentum 0.9 and ≥ 1,000 steps; a larger one trains on
+    mini-batches with momentum 0.99 and ≥ 3,000 steps. `resolved(n)` fixes them for a training
+    set of n items; the grid's rows record the values used. `whiten` lists the coordinates the
+    heads train in (see the module docstring): both by default, ``(False,)`` is the grid of
+    DINOv2 and VISSL alone.
     """
 
     lrs: tuple[float, ...] = DINOV2_LRS
@@ -87,9 +94,11 @@ class LinearGridConfig:
     seed: int = 0
     eval_batch_size: int = 4096
     matmul_dtype: str = "float32"  # "bfloat16": the two training GEMMs in bf16 (AMX, tensor cores)
+    whiten: tuple[bool, ...] = (False, True)  # heads on the features as they are / on `Whitening`
+    whiten_ridge: float = 10.0  # added to the covariance, in units of its median eigenvalue
 
     def __post_init__(self) -> None:
-        for name in ("lrs", "weight_decays", "heads"):  # lists from YAML become tuples
+        for name in ("lrs", "weight_decays", "heads", "whiten"):  # lists from YAML: tuples
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.lrs or min(self.lrs) <= 0:
             raise ProbeError(f"lrs must be positive and non-empty, got {self.lrs}")
@@ -109,6 +118,10 @@ class LinearGridConfig:
             raise ProbeError("batch sizes must be >= 1")
         if self.matmul_dtype not in ("float32", "bfloat16"):
             raise ProbeError(f"matmul_dtype must be float32 or bfloat16, not {self.matmul_dtype!r}")
+        if not self.whiten or len(set(self.whiten)) != len(self.whiten):
+            raise ProbeError(f"whiten must be [false], [true] or [false, true], got {self.whiten}")
+        if not self.whiten_ridge > 0:
+            raise ProbeError(f"whiten_ridge must be > 0, got {self.whiten_ridge}")
 
     def resolved(self, n: int) -> LinearGridConfig:
         """The schedule for a training set of ``n`` items: unset momentum and min_steps from
@@ -131,19 +144,77 @@ class LinearGridConfig:
         return lr * self.batch(n) / 256
 
 
-class LinearHead(nn.Module):
-    """A trained probe: optional BatchNorm1d(affine=False), then a linear layer."""
+class Whitening(nn.Module):
+    """A fixed change of coordinates, ``x -> (x - mean) @ matrix``, that tames the directions of
+    outsized variance in the training features: ``matrix = c * (cov + ridge * m * I) ** -1/2``
+    with ``m`` the mean eigenvalue of the covariance, and ``c`` chosen so the output's mean
+    variance is 1 (as after BatchNorm, so one lr grid suits every feature scale).
 
-    def __init__(self, dim: int, num_classes: int, *, head: str = "linear"):
+    Why: real ViT features are badly conditioned (for the bundled model's concatPOOL4 the
+    covariance's largest eigenvalue is ~3e8 times its median), and SGD on them stalls far from
+    the optimum however long it runs (benchmarks/RESULTS.md, "Linear grid convergence"). With
+    the default ridge of 10, a direction whose variance is far above 10 m is brought down to
+    ~11 times the others; the rest keep their relative scale, so on well-conditioned features
+    this is a plain rescaling (full whitening, a small ridge, overfits there: measured on the
+    tests' blobs). The map is invertible and affine, so a linear head on its output is a linear
+    head on ``x``: the same family of probes, reached in far fewer steps (preconditioned SGD).
+    Weight decay then measures the weights' norm in these coordinates.
+    """
+
+    def __init__(self, mean: Tensor, matrix: Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("matrix", matrix)
+
+    @classmethod
+    @torch.no_grad()
+    def fit(cls, x: Tensor, ridge: float, *, max_rows: int = 65536, seed: int = 0) -> Whitening:
+        """From training features ``(N, D)`` or views ``(N, V, D)`` (every view a row); more
+        than ``max_rows`` rows: a seeded sample of them."""
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.shape[0] > max_rows:
+            gen = torch.Generator().manual_seed(seed)
+            rows = rows[torch.randperm(rows.shape[0], generator=gen)[:max_rows].to(rows.device)]
+        total = torch.zeros(rows.shape[1], dtype=torch.float64, device=rows.device)
+        gram = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64, device=rows.device)
+        for i in range(0, rows.shape[0], 8192):  # float64 sums without a float64 copy of it all
+            chunk = rows[i : i + 8192].double()
+            total += chunk.sum(0)
+            gram += chunk.T @ chunk
+        n = rows.shape[0]
+        mean = total / n
+        cov = gram / n - torch.outer(mean, mean)  # per row: repeated views change nothing
+        evals, evecs = torch.linalg.eigh(cov)
+        evals = evals.clamp_min(0)
+        scale = float(evals.median())  # the typical direction's variance, whatever the outliers
+        if not scale > 0:  # constant features: nothing to whiten, nothing to learn
+            return cls(mean.float(), torch.eye(len(evals), device=rows.device))
+        shrunk = evals + ridge * scale
+        unit = (len(evals) / (evals / shrunk).sum()).sqrt()  # mean output variance 1
+        matrix = (evecs * (unit * shrunk.rsqrt())) @ evecs.T
+        return cls(mean.float(), matrix.float())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) @ self.matrix
+
+
+class LinearHead(nn.Module):
+    """A trained probe: optional whitening (fixed), optional BatchNorm1d(affine=False), then a
+    linear layer; all of it one affine map of the features."""
+
+    def __init__(
+        self, dim: int, num_classes: int, *, head: str = "linear", whiten: Whitening | None = None
+    ):
         super().__init__()
         if head not in HEADS:
             raise ProbeError(f"head must be one of {HEADS}, got {head!r}")
         self.head = head
+        self.whiten = whiten if whiten is not None else nn.Identity()
         self.norm = nn.BatchNorm1d(dim, affine=False) if head == "bn_linear" else nn.Identity()
         self.linear = nn.Linear(dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear(self.norm(x))
+        return self.linear(self.norm(self.whiten(x)))
 
     @torch.no_grad()
     def scores(self, x: Tensor, *, batch_size: int = 4096) -> Tensor:
@@ -182,8 +253,9 @@ class _HeadGroup:
         config: LinearGridConfig,
         n: int,
         device: torch.device,
+        whiten: Whitening | None,
     ):
-        self.rep, self.head, self.config = rep, head, config
+        self.rep, self.head, self.config, self.whiten = rep, head, config, whiten
         combos = [(lr, wd) for lr in config.lrs for wd in config.weight_decays]
         self.combos, self.num_classes, self.size = combos, num_classes, len(combos)
         lrs = [config.effective_lr(lr, n) for lr, _ in combos]
@@ -198,9 +270,14 @@ class _HeadGroup:
         self.t = 0
 
     def input(self, x: Tensor, *, train: bool) -> Tensor:
+        """The head's input from the (whitened, where it applies) features."""
         if self.norm is None:
             return x
         return self.norm.train(train)(x)
+
+    def coordinates(self, x: Tensor) -> Tensor:
+        """Features in the coordinates the heads train in."""
+        return x if self.whiten is None else self.whiten(x)
 
     def logits(self, x: Tensor) -> Tensor:
         if self.config.matmul_dtype == "bfloat16":
@@ -252,7 +329,8 @@ class _HeadGroup:
     def extract(self, g: int) -> LinearHead:
         """Head g of the group as a standalone LinearHead."""
         dim = self.weight.shape[0]
-        head = LinearHead(dim, self.num_classes, head=self.head).to(self.weight.device)
+        head = LinearHead(dim, self.num_classes, head=self.head, whiten=self.whiten)
+        head = head.to(self.weight.device)
         w = self.weight.view(dim, self.size, self.num_classes)[:, g, :]
         head.linear.weight.data.copy_(w.T)
         head.linear.bias.data.copy_(self.bias.view(self.size, -1)[g])
@@ -319,10 +397,16 @@ def _train(
     config = config.resolved(n)
     xs = {rep: x.to(device) for rep, x in feats.items()}  # stored dtype; float32 per batch
     y = y.to(device)
-    groups = {
-        rep: [_HeadGroup(rep, h, x.shape[-1], num_classes, config, n, device) for h in config.heads]
-        for rep, x in xs.items()
-    }
+    groups: dict[str, list[_HeadGroup]] = {}
+    for rep, x in xs.items():
+        fitted = (
+            Whitening.fit(x, config.whiten_ridge, seed=config.seed) if any(config.whiten) else None
+        )
+        groups[rep] = [
+            _HeadGroup(rep, h, x.shape[-1], num_classes, config, n, device, fitted if w else None)
+            for w in config.whiten
+            for h in config.heads
+        ]
     steps = config.steps(n)
     num_views = _view_count(xs)
     views = torch.Generator().manual_seed(config.seed)  # its own stream: batches stay the same
@@ -334,8 +418,10 @@ def _train(
         losses = []
         for rep, x in xs.items():
             xb = (x[idx] if num_views is None else x[idx, pick]).float()
+            seen: dict[bool, Tensor] = {}  # the batch in each coordinates, once per step
             for group in groups[rep]:
-                losses.append(group.step(group.input(xb, train=True), yb, schedule))
+                zb = seen.setdefault(group.whiten is not None, group.coordinates(xb))
+                losses.append(group.step(group.input(zb, train=True), yb, schedule))
         if progress and (t + 1) % max(steps // 10, 1) == 0:
             loss = torch.stack(losses).mean().item()
             print(f"linear grid: step {t + 1}/{steps}, mean loss {loss:.4f}", file=sys.stderr)
@@ -348,7 +434,7 @@ def _evaluate(
 ) -> list[dict[str, float]]:
     meter = ClassificationMeter(group.num_classes, heads=group.size)
     for i in range(0, x.shape[0], config.eval_batch_size):
-        xb = x[i : i + config.eval_batch_size].to(device).float()
+        xb = group.coordinates(x[i : i + config.eval_batch_size].to(device).float())
         meter.update(group.logits(group.input(xb, train=False)), y[i : i + config.eval_batch_size])
     return meter.compute()
 
@@ -364,11 +450,12 @@ def linear_grid(
     device: str | torch.device | None = None,
     progress: bool = False,
 ) -> GridResult:
-    """Train every (representation, head, lr, weight decay) on `train`; score each on `val`.
+    """Train every (representation, whitening, head, lr, weight decay) on `train`; score each
+    on `val`.
 
     `train` and `val` map a representation name (e.g. "lastPOOL", "concatPOOL4") to (N, D)
     features; `train`'s may be (N, V, D), V views per item. Rows come in grid order:
-    representation, head, lr, weight decay.
+    representation, whitening, head, lr, weight decay.
     """
     train_y = _check_reps(train, train_y, num_classes=num_classes, name="train", train=True)
     val_y = _check_reps(val, val_y, num_classes=num_classes, name="val", train=False)
@@ -392,6 +479,7 @@ def linear_grid(
             rows.append(
                 {
                     "representation": group.rep,
+                    "whiten": group.whiten is not None,
                     "head": group.head,
                     "lr": lr,
                     "effective_lr": config.effective_lr(lr, n),
@@ -416,8 +504,8 @@ def _note_grid_edge(lr: float, config: LinearGridConfig) -> None:
 
     At the top edge it usually means an undertrained probe: on badly conditioned features 1,000
     SGD steps at momentum 0.9 chose DINOv2's largest lr and fell 4 points short of converged
-    logistic regression (benchmarks/RESULTS.md), which more steps and momentum 0.99 (now the
-    default on sets larger than a batch) mostly recovered.
+    logistic regression (benchmarks/RESULTS.md), which momentum 0.99, more steps and the
+    whitened heads (now the defaults) recover.
     """
     if len(config.lrs) < 2 or min(config.lrs) < lr < max(config.lrs):
         return
@@ -441,15 +529,17 @@ def fit_linear(
     head: str,
     lr: float,
     weight_decay: float,
+    whiten: bool = False,
     config: LinearGridConfig = LinearGridConfig(),
     device: str | torch.device | None = None,
 ) -> LinearHead:
     """Train one probe (e.g. the grid's choice, on train + val) with the grid's schedule.
 
     `lr` is a base lr, as in the grid rows; it is scaled by the batch size the same way.
-    `train` is (N, D), or (N, V, D) with views.
+    `whiten`: in `Whitening` coordinates fitted on `train`. `train` is (N, D), or (N, V, D)
+    with views.
     """
-    one = replace(config, lrs=(lr,), weight_decays=(weight_decay,), heads=(head,))
+    one = replace(config, lrs=(lr,), weight_decays=(weight_decay,), heads=(head,), whiten=(whiten,))
     train_y = check_pair(train, train_y, num_classes=num_classes, name="train", views=True)
     (group,) = _train(
         {"x": train},
@@ -521,6 +611,7 @@ def linear_probe(
             head=best["head"],
             lr=best["lr"],
             weight_decay=best["weight_decay"],
+            whiten=best["whiten"],
             config=config,
             device=device,
         )

@@ -98,7 +98,7 @@ def _print_result(result) -> None:
     if isinstance(chosen, dict) and "representation" in chosen:
         picked = {
             k: chosen[k]
-            for k in ("representation", "head", "lr", "weight_decay", "C")
+            for k in ("representation", "whiten", "head", "lr", "weight_decay", "C")
             if k in chosen
         }
         console.print(f"chosen on the selection split: {picked}", highlight=False)
