@@ -35,28 +35,47 @@ def run_tasks(
     extraction: ExtractionOptions,
     evaluation: EvalOptions,
     output: OutputOptions,
+    skip_existing: bool = False,
     **request: Any,
 ) -> None:
     """Check every task and parameter, load the encoder once, run each task (features shared
     through the cache). ``request`` adds `prepare` arguments (shots, subset_file)."""
-    from ijepa_eval.tasks.pipeline import RecordNotWritten, run_job
+    from ijepa_eval.tasks.suite import SuitePlan, SuiteSpec
 
     jobs = _prepare(names, data, evaluation, preprocess=preprocess.geometry(), **request)
     encoder = load_encoder_loudly(checkpoint, preprocess)
-    for job in jobs:
+    plan = SuitePlan(SuiteSpec("--tasks", tuple(names)), jobs)
+    _run_plan(plan, encoder, extraction, evaluation, output, skip_existing)
+
+
+def _run_plan(plan, encoder, extraction, evaluation, output, skip_existing: bool):
+    """Run the jobs, printing each task's header, then its table (or that it was skipped)."""
+    from ijepa_eval.tasks.pipeline import RecordNotWritten
+    from ijepa_eval.tasks.suite import run_suite
+
+    def start(job) -> None:
         console.print(f"[bold]{job.spec.name}[/] — {job.spec.description}", highlight=False)
-        try:
-            result = run_job(
-                job,
-                encoder,
-                device=evaluation.device,
-                extraction=extraction.to_extract_options(),
-                results_dir=output.results,
-            )
-        except RecordNotWritten as unwritten:
-            _print_result(unwritten.result)  # the numbers first, then why they were not kept
-            raise
-        _print_result(result)
+
+    def report(task: str, outcome) -> None:
+        if isinstance(outcome, Path):
+            console.print(f"skipped: a finished record exists, {outcome}", highlight=False)
+        else:
+            _print_result(outcome)
+
+    try:
+        return run_suite(
+            plan,
+            encoder,
+            results_dir=output.results,
+            skip_existing=skip_existing,
+            on_start=start,
+            on_run=report,
+            device=evaluation.device,
+            extraction=extraction.to_extract_options(),
+        )
+    except RecordNotWritten as unwritten:
+        _print_result(unwritten.result)  # the numbers first, then why they were not kept
+        raise
 
 
 def _prepare(names: list[str], data: DataOptions, evaluation: EvalOptions, **request: Any):
@@ -136,7 +155,63 @@ def tasks(evaluation: EvalOptions) -> None:
 
 @with_options
 def run(
-    task_list: Annotated[str, typer.Option("--tasks", help="Comma-separated task names.")],
+    checkpoint: CheckpointOptions,
+    preprocess: PreprocessOptions,
+    data: DataOptions,
+    extraction: ExtractionOptions,
+    evaluation: EvalOptions,
+    output: OutputOptions,
+    task_list: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--tasks", help="Comma-separated task names."),
+    ] = None,
+    suite: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--suite",
+            help="A suite of tasks (ijepa_paper: the paper's Tables 1-5), each on its configured "
+            "dataset; or a suite YAML file.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Suite: run nothing if any dataset is missing.")
+    ] = False,
+    skip_existing: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--skip-existing/--no-skip-existing",
+            help="Skip tasks with a finished record for this checkpoint, task version and "
+            "settings (default: on for --suite, off for --tasks).",
+        ),
+    ] = None,
+) -> None:
+    """Run several tasks (or a suite) on one checkpoint (features are extracted once and
+    shared)."""
+    if (task_list is None) == (suite is None):
+        raise UserError("give --tasks a,b,c or --suite NAME (one of them)")
+    if suite is not None:
+        _run_suite(suite, strict, skip_existing is not False, checkpoint, preprocess, data,
+                   extraction, evaluation, output)  # fmt: skip
+        return
+    names = [t.strip() for t in task_list.split(",") if t.strip()]
+    if not names:
+        raise UserError("--tasks needs at least one task name (`ijepa-eval tasks` lists them)")
+    run_tasks(
+        names,
+        checkpoint,
+        preprocess,
+        data,
+        extraction,
+        evaluation,
+        output,
+        skip_existing=bool(skip_existing),
+    )
+
+
+def _run_suite(
+    name: str,
+    strict: bool,
+    skip_existing: bool,
     checkpoint: CheckpointOptions,
     preprocess: PreprocessOptions,
     data: DataOptions,
@@ -144,11 +219,39 @@ def run(
     evaluation: EvalOptions,
     output: OutputOptions,
 ) -> None:
-    """Run several tasks on one checkpoint (features are extracted once and shared)."""
-    names = [t.strip() for t in task_list.split(",") if t.strip()]
-    if not names:
-        raise UserError("--tasks needs at least one task name (`ijepa-eval tasks` lists them)")
-    run_tasks(names, checkpoint, preprocess, data, extraction, evaluation, output)
+    """Plan the suite (every task checked, missing datasets listed), then run what is there."""
+    from ijepa_eval.tasks import suite as suites
+
+    if data.data is not None:
+        raise UserError("--suite reads each task's configured dataset; --data applies to --tasks")
+    include = evaluation.include_path or ()
+    spec = suites.load_suite(name, include)
+    plan = suites.plan_suite(
+        spec,
+        params=evaluation.params(),
+        include_paths=include,
+        results_dir=output.results,
+        data_options=data.adapter_options(),
+        skip_bad_images=data.skip_bad_images,
+        views=evaluation.views,
+        seeds=evaluation.seeds,
+        preprocess=preprocess.geometry(),
+    )
+    console.print(
+        f"[bold]suite {spec.name}[/]: {len(spec.tasks)} tasks, {len(plan.jobs)} with their data",
+        highlight=False,
+    )
+    for task, why in plan.missing.items():
+        console.print(f"  missing: {task} — {why}", highlight=False)
+    suites.check_plan(plan, strict=strict)
+    encoder = load_encoder_loudly(checkpoint, preprocess)
+    result = _run_plan(plan, encoder, extraction, evaluation, output, skip_existing)
+    missing = f", {len(result.missing)} missing ({', '.join(result.missing)})"
+    console.print(
+        f"suite {spec.name}: {len(result.runs)} ran, {len(result.skipped)} skipped (finished)"
+        + (missing if result.missing else ""),
+        highlight=False,
+    )
 
 
 @with_options
