@@ -25,6 +25,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Every GPU figure of the issues in one run (under 8 minutes on an H100): gpu-marked tests,
+# extraction, probes, pretraining and fine-tuning throughput. Writes out/gpu-check/gpu_check.{json,md}.
+# The dry run takes the same code paths with tiny shapes on the CPU (CI runs it in the tests).
+.PHONY: gpu-check gpu-check-dry
+
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
+
+gpu-check-dry: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --dry-run
+
 # The synthetic suite: the bundled checkpoint (ijepa_tiny_synth) on data rendered here, offline.
 # `make demo` prints its leaderboard; `make regression` checks it against results/baseline/;
 # `make baseline` regenerates that baseline (commit the result deliberately).

@@ -45,11 +45,14 @@ from ijepa_eval.models.vit import Encoder
 DEPTH = {"tiny": 12, "small": 12, "base": 12, "large": 24, "huge": 32}
 
 
-def make_checkpoint(arch_name: str, res: int, patch: int, out: Path) -> Path:
+def make_checkpoint(
+    arch_name: str, res: int, patch: int, out: Path, depth: int | None = None
+) -> Path:
+    """A native checkpoint of random weights (`depth` blocks, by default the arch's own)."""
     width = next(w for w, (n, _) in WIDTHS.items() if n == arch_name)
     arch = VitArch(
         embed_dim=width,
-        depth=DEPTH[arch_name],
+        depth=depth or DEPTH[arch_name],
         num_heads=WIDTHS[width][1],
         mlp_hidden=4 * width,
         patch_size=patch,
@@ -133,6 +136,87 @@ def timm_end_to_end(model: torch.nn.Module, root: Path, batch: int, workers: int
         return torch.cat([model(x.to(DEVICE, non_blocking=True)).float() for x, _ in loader])
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def random_encoder(
+    arch_name: str, res: int, patch: int, work: Path, depth: int | None = None
+) -> Encoder:
+    """Ours with random weights, loaded from a native checkpoint in `work` and also saved there
+    as `work/hf` (`save_hf`), so that transformers loads the very same weights."""
+    ckpt = make_checkpoint(arch_name, res, patch, work / "model.pth.tar", depth)
+    ours = ie.load_encoder(ckpt)
+    save_hf(ours, work / "hf")
+    return ours
+
+
+def peers(
+    ours: Encoder, hf_dir: Path, res: int
+) -> tuple[transformers.IJepaModel, VisionTransformer]:
+    """transformers' `IJepaModel` (SDPA attention) and timm's own ViT with our weights (CPU)."""
+    theirs = transformers.IJepaModel.from_pretrained(hf_dir, attn_implementation="sdpa")
+    return theirs.eval(), plain_timm(ours, res)
+
+
+def model_only_runs(
+    ours: Encoder, theirs: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor, dtype
+) -> dict[str, Callable[[], object]]:
+    """One forward of each on the pre-batched `x`: ours as extraction runs it (`forward_blocks`
+    + mean pool), transformers' last hidden state pooled, timm's pooled forward."""
+
+    def run_ours():
+        with autocast(dtype):
+            ours.forward_blocks(x, [-1])[0].mean(1)
+
+    def run_hf():
+        with autocast(dtype):
+            theirs(pixel_values=x).last_hidden_state.mean(1)
+
+    def run_timm():
+        with autocast(dtype):
+            plain(x)
+
+    return {"ours": run_ours, "hf": run_hf, "timm": run_timm}
+
+
+def end_to_end_runs(
+    ours: Encoder,
+    root: Path,
+    files: list[str],
+    hf_dir: Path,
+    batch: int,
+    dtype_name: str,
+    workers: int,
+    plain: torch.nn.Module | None = None,
+) -> dict[str, Callable[[], object]]:
+    """From JPEG files to pooled features: `ie.extract` over the image folder `root` (cache
+    refreshed each time), `pipeline("image-feature-extraction")` over `files` and, given
+    `plain`, timm's transform in a DataLoader over `root`."""
+    ds = ie.load_dataset("imagefolder", root, "train")
+    pipe = transformers.pipeline(
+        "image-feature-extraction", model=str(hf_dir), dtype=DTYPES[dtype_name], device=DEVICE
+    )
+
+    def run_ours():
+        ie.extract(
+            ours,
+            ds,
+            batch_size=batch,
+            compute_dtype=dtype_name,
+            refresh=True,
+            workers=workers,
+            progress=False,
+        )
+
+    def run_pipeline():
+        pipe(files, batch_size=batch, return_tensors=True)
+
+    runs = {"ours": run_ours, "pipeline": run_pipeline}
+    if plain is not None:
+        runs["timm"] = lambda: timm_end_to_end(plain, root, batch, workers, DTYPES[dtype_name])
+    return runs
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--arch", default="base", choices=list(DEPTH))
@@ -144,69 +228,29 @@ def main() -> None:
     p.add_argument("--dtypes", default="fp32,bf16", help="model-only dtypes")
     p.add_argument("--e2e-dtype", default="bf16", choices=["fp32", "bf16"])
     args = p.parse_args()
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     torch.set_grad_enabled(False)
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
     os.environ["IJEPA_EVAL_CACHE"] = str(work / "cache")
-    ckpt = make_checkpoint(args.arch, args.res, args.patch, work / "model.pth.tar")
-    ours = ie.load_encoder(ckpt)
-    save_hf(ours, work / "hf")
-    theirs = transformers.IJepaModel.from_pretrained(work / "hf", attn_implementation="sdpa")
-    theirs = theirs.to(DEVICE).eval()
-    plain = plain_timm(ours, args.res).to(DEVICE)
-    ours = ours.to(DEVICE)
+    ours = random_encoder(args.arch, args.res, args.patch, work)
+    theirs, plain = peers(ours, work / "hf", args.res)
+    theirs, plain, ours = theirs.to(DEVICE), plain.to(DEVICE), ours.to(DEVICE)
 
     x = torch.randn(args.batch, 3, args.res, args.res, device=DEVICE)
     model_rows = []
     for name in args.dtypes.split(","):
-        dtype = dtypes[name]
-
-        def run_ours(dtype=dtype):
-            with autocast(dtype):
-                ours.forward_blocks(x, [-1])[0].mean(1)
-
-        def run_hf(dtype=dtype):
-            with autocast(dtype):
-                theirs(pixel_values=x).last_hidden_state.mean(1)
-
-        def run_timm(dtype=dtype):
-            with autocast(dtype):
-                plain(x)
-
-        t = timed_all({"ours": run_ours, "hf": run_hf, "timm": run_timm}, args.repeats)
+        t = timed_all(model_only_runs(ours, theirs, plain, x, DTYPES[name]), args.repeats)
         model_rows.append((f"model-only, {name}, batch {args.batch}", t))
 
     e2e = None
     if args.images:
         root = jpeg_folder(work / "images", args.images)
-        ds = ie.load_dataset("imagefolder", root, "train")
         files = sorted(str(f) for f in (root / "train" / "cls").iterdir())
-        e2e_dtype = dtypes[args.e2e_dtype]
         workers = min(os.cpu_count() or 1, 8)  # ie.extract's default
-        pipe = transformers.pipeline(
-            "image-feature-extraction", model=str(work / "hf"), dtype=e2e_dtype, device=DEVICE
+        runs = end_to_end_runs(
+            ours, root, files, work / "hf", args.batch, args.e2e_dtype, workers, plain
         )
-
-        def run_ours_e2e():
-            ie.extract(
-                ours,
-                ds,
-                batch_size=args.batch,
-                compute_dtype=args.e2e_dtype,
-                refresh=True,
-                workers=workers,
-                progress=False,
-            )
-
-        def run_pipeline():
-            pipe(files, batch_size=args.batch, return_tensors=True)
-
-        def run_timm_e2e():
-            timm_end_to_end(plain, root, args.batch, workers, e2e_dtype)
-
-        t = timed_all(
-            {"ours": run_ours_e2e, "pipeline": run_pipeline, "timm": run_timm_e2e}, args.repeats
-        )
+        t = timed_all(runs, args.repeats)
+        ds = ie.load_dataset("imagefolder", root, "train")
         start = time.perf_counter()
         hit = ie.extract(
             ours, ds, batch_size=args.batch, compute_dtype=args.e2e_dtype, progress=False
