@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -394,14 +395,14 @@ def test_a_diverged_configuration_is_left_out_and_all_diverged_stops(folder, tmp
     x, y = torch.randn(40, 8, generator=gen), torch.arange(40) % 2
     x[:, 0] += 3 * y  # learnable
     x *= 1e3  # unnormalised features: a huge lr overflows the weights
-    config = LinearGridConfig(
-        lrs=(0.01, 1e37), weight_decays=(0.0,), heads=("linear",), min_steps=50
+    config = LinearGridConfig(  # raw coordinates: whitened, these features would not overflow
+        lrs=(0.01, 1e37), weight_decays=(0.0,), heads=("linear",), min_steps=50, whiten=(False,)
     )
     with pytest.warns(UserWarning, match=r"1 of 2 configurations diverged .*lr 1e\+37"):
         grid = linear_grid({"x": x}, y, {"x": x}, y, num_classes=2, config=config)
     assert grid.best["lr"] == 0.01
     assert grid.rows[1]["diverged"] and grid.rows[1]["val_top1"] is None
-    everything = LinearGridConfig(lrs=(1e37,), heads=("linear",), min_steps=50)
+    everything = replace(config, lrs=(1e37,))
     with pytest.raises(ie.UserError, match="diverged .* every configuration"):
         linear_grid({"x": x}, y, {"x": x}, y, num_classes=2, config=everything)
     args = ["run", "--tasks", "linprobe", "--data", str(folder), "--workers", "0"]

@@ -144,6 +144,6 @@ def test_linprobe_resizes_bicubically_as_vissls_vit_h_configs(tmp_path):
         for c in ("a", "b"):
             (tmp_path / split / c).mkdir(parents=True)
             Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / split / c / "0.png")
-    for task, version in (("linprobe", 3), ("linprobe_attentive", 2)):
+    for task, version in (("linprobe", 4), ("linprobe_attentive", 2)):
         job = prepare(task, data=str(tmp_path))
         assert job.preprocess == {"interpolation": "bicubic"} and job.spec.version == version

@@ -73,7 +73,7 @@ def test_run_two_clevr_tasks_extracts_once_and_writes_two_records(clevr, tmp_pat
         splits = record["splits"]
         assert splits["fit"] + splits["select"] == 120 and 8 <= splits["select"] <= 16
         assert splits["test"] == 40
-        assert len(record["grid"]) == 2 * 2 * 2  # reps × heads × lrs
+        assert len(record["grid"]) == 2 * 2 * 2 * 2  # reps × whitening × heads × lrs
         assert record["chosen"]["representation"] in ("lastPOOL", "concatPOOL4")
         assert record["environment"]["torch"] and "git_commit" in record["environment"]
         assert record["data"]["adapter"] in ("clevr_count", "clevr_dist")
