@@ -77,3 +77,19 @@ def official_ckpt() -> Path:
 @pytest.fixture(scope="session")
 def official_input() -> torch.Tensor:
     return torch.from_numpy(np.load(OFFICIAL / "input.npy"))
+
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `data synth-classes` set (3 classes, 12 + 4 images each, 16 px); test files
+    that need another size define their own."""
+    from ijepa_eval.data.synth import generate_classes
+
+    return generate_classes(
+        tmp_path_factory.mktemp("classes"),
+        classes=3,
+        per_class=12,
+        size=16,
+        val_per_class=4,
+        progress=False,
+    )

@@ -4,7 +4,6 @@ deterministic probes refuse it; the statistics read the seeds' predictions."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 
 import ijepa_eval as ie
 from ijepa_eval.cli import app
-from ijepa_eval.data.synth import generate_classes
 from ijepa_eval.errors import UserError
 from ijepa_eval.results import stats
 from ijepa_eval.tasks import ExtractOptions, evaluate
@@ -23,18 +21,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
 FAST = {"lrs": [0.05, 0.5], "weight_decays": [0.0], "epochs": 2, "min_steps": 30, "batch_size": 8}
 QUIET = ExtractOptions(progress=False)
-
-
-@pytest.fixture(scope="module")
-def classes(tmp_path_factory) -> Path:
-    return generate_classes(
-        tmp_path_factory.mktemp("classes"),
-        classes=3,
-        per_class=12,
-        size=16,
-        val_per_class=4,
-        progress=False,
-    )
 
 
 @pytest.fixture(scope="module")

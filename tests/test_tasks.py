@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import ijepa_eval as ie
 from ijepa_eval.cli import app
-from ijepa_eval.data.synth import generate_classes, generate_clevr
+from ijepa_eval.data.synth import generate_clevr
 from ijepa_eval.tasks import ExtractOptions, evaluate, get_task, load_task_file, task_registry
 from ijepa_eval.tasks import registry as task_registry_module
 from ijepa_eval.tasks.pipeline import plan_splits
@@ -27,18 +27,6 @@ FAST_ARGS = [arg for k, v in FAST.items() for arg in ("-p", f"{k}={json.dumps(v)
 def clevr(tmp_path_factory) -> Path:
     return generate_clevr(
         tmp_path_factory.mktemp("clevr") / "CLEVR_v1.0", train=120, val=40, size=16, progress=False
-    )
-
-
-@pytest.fixture(scope="module")
-def classes(tmp_path_factory) -> Path:
-    return generate_classes(
-        tmp_path_factory.mktemp("classes"),
-        classes=3,
-        per_class=12,
-        size=16,
-        val_per_class=4,
-        progress=False,
     )
 
 
