@@ -420,8 +420,10 @@ def _train(
             xb = (x[idx] if num_views is None else x[idx, pick]).float()
             seen: dict[bool, Tensor] = {}  # the batch in each coordinates, once per step
             for group in groups[rep]:
-                zb = seen.setdefault(group.whiten is not None, group.coordinates(xb))
-                losses.append(group.step(group.input(zb, train=True), yb, schedule))
+                white = group.whiten is not None
+                if white not in seen:
+                    seen[white] = group.coordinates(xb)
+                losses.append(group.step(group.input(seen[white], train=True), yb, schedule))
         if progress and (t + 1) % max(steps // 10, 1) == 0:
             loss = torch.stack(losses).mean().item()
             print(f"linear grid: step {t + 1}/{steps}, mean loss {loss:.4f}", file=sys.stderr)
