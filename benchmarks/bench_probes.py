@@ -3,7 +3,8 @@
     python benchmarks/bench_probes.py [--train 10000] [--knn-train 100000] [--knn-test 2000]
 
 (a) The linear grid: 2 representations (lastPOOL, concatPOOL4) x {linear, bn_linear} x
-    DINOv2's 13 lrs = 52 heads in one pass (each `--grid` variant: LinearGridConfig overrides),
+    DINOv2's 13 lrs (x raw and whitened coordinates by default: 104 heads) in one pass (each
+    `--grid` variant: LinearGridConfig overrides),
     against scikit-learn's LogisticRegression(lbfgs, each of --sk-max-iter) fitting 52
     configurations (the same 2 x 2, bn_linear as StandardScaler + LR, x 13 C values). Fitting
     all 52 would take most of the time budget, so `--sk-sample` C values per (representation,
@@ -211,10 +212,11 @@ def bench_grid_on(args, train, y_train, val, y_val, classes, what) -> list[str]:
     }
 
     lines = [
-        "### (a) Linear grid: 52 heads in one pass vs scikit-learn fitting 52 configurations",
+        "### (a) Linear grid: all heads in one pass vs scikit-learn fitting 52 configurations",
         "",
         f"- features: {what}",
-        "- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 = 52 heads, SGD, "
+        "- ours: `linear_grid`, 2 reps x 2 heads x 13 lrs (DINOv2's) x wd 0 x the variant's "
+        "coordinates (default: raw and whitened, 104 heads), SGD, "
         "cosine, batch 1024, validation included; each variant's `LinearGridConfig` overrides "
         "are in its row; "
         + (
