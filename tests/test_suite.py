@@ -92,6 +92,7 @@ def test_a_users_suite_from_the_include_path_and_skip_existing_for_tasks(roots, 
         (["--suite", "ijepa_paper", "--data", "x"], "--data applies to --tasks"),
         (["--suite", "ijepa_paper", "--tasks", "knn"], "give --tasks a,b,c or --suite NAME"),
         ([], "give --tasks a,b,c or --suite NAME"),
+        (["--tasks", "knn", "--strict"], "--strict applies to --suite"),
     ],
 )
 def test_suite_mistakes_are_one_line(args, message, tmp_path):

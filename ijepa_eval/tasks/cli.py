@@ -48,7 +48,14 @@ def run_tasks(
     _run_plan(plan, encoder, extraction, evaluation, output, skip_existing)
 
 
-def _run_plan(plan, encoder, extraction, evaluation, output, skip_existing: bool):
+def _run_plan(
+    plan: Any,
+    encoder: Any,
+    extraction: ExtractionOptions,
+    evaluation: EvalOptions,
+    output: OutputOptions,
+    skip_existing: bool,
+) -> Any:
     """Run the jobs, printing each task's header, then its table (or that it was skipped)."""
     from ijepa_eval.tasks.pipeline import RecordNotWritten
     from ijepa_eval.tasks.suite import run_suite
@@ -189,6 +196,8 @@ def run(
     shared)."""
     if (task_list is None) == (suite is None):
         raise UserError("give --tasks a,b,c or --suite NAME (one of them)")
+    if strict and suite is None:
+        raise UserError("--strict applies to --suite (a suite's missing datasets)")
     if suite is not None:
         _run_suite(suite, strict, skip_existing is not False, checkpoint, preprocess, data,
                    extraction, evaluation, output)  # fmt: skip
