@@ -42,6 +42,17 @@ AdapterOption = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option("--option", "-o", help="Dataset adapter option KEY=VALUE (repeatable)."),
 ]
+SeedsOption = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--seeds",
+        min=1,
+        help="Train each probe N times, from its seed and the N-1 after it (initialisation and "
+        "batch order; fine-tuning: each in OUT/seed<N>): the mean, ± the standard deviation, "
+        "and every seed's value in the record. Deterministic probes (k-NN, logistic "
+        "regression) refuse it.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -234,16 +245,7 @@ class EvalOptions:
             "random:K (K seeded RandomResizedCrop + flip views per image); default: the task's.",
         ),
     ] = None
-    seeds: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(
-            "--seeds",
-            min=1,
-            help="Train each probe N times, from its seed and the N-1 after it (initialisation "
-            "and batch order): the mean, ± the standard deviation, and every seed's value in "
-            "the record. Deterministic probes (k-NN, logistic regression) refuse it.",
-        ),
-    ] = None
+    seeds: SeedsOption = None
 
     def params(self) -> dict[str, Any]:
         from ijepa_eval.schema import parse_assignments

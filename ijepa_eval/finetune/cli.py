@@ -10,6 +10,7 @@ import typer
 from ijepa_eval.cli_options import (
     CheckpointOptions,
     OutputOptions,
+    SeedsOption,
     console,
     load_encoder_loudly,
     with_options,
@@ -52,15 +53,7 @@ def finetune(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/latest.pth.tar if it exists.")
     ] = False,
-    seeds: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option(
-            "--seeds",
-            min=1,
-            help="Fine-tune N times (recipe seed s, s+1, ...), each in OUT/seed<N>: the mean, "
-            "± the standard deviation, and every seed's value in the record.",
-        ),
-    ] = None,
+    seeds: SeedsOption = None,
     data_option: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--data-option", help="Dataset adapter option KEY=VALUE (repeatable)."),
