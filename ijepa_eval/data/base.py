@@ -267,7 +267,7 @@ class EvalDataset(Dataset):
             names = [name for name, _ in self.skipped]
             warnings.warn(
                 f"left out {len(names)} unreadable sample(s) of split {self.split!r} "
-                f"(skip_bad_images): {', '.join(names[:3])}" + (", …" if len(names) > 3 else ""),
+                f"(skip_bad_images): {few(names, 3)}",
                 SkippedSamplesWarning,
                 stacklevel=2,
             )

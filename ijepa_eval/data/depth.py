@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from ijepa_eval.data.base import EvalDataset, is_image_file, list_subdirs, open_image
+from ijepa_eval.data.base import EvalDataset, few, is_image_file, list_subdirs, open_image
 from ijepa_eval.errors import DataError
 
 NYU_FILE = "nyu_depth_v2_labeled.mat"
@@ -175,8 +175,9 @@ class DepthFolder(EvalDataset):
         for have, lack, what in ((rgb, depth, self.depth_dir), (depth, rgb, self.rgb_dir)):
             unpaired = sorted(have.keys() - lack.keys())
             if unpaired:
-                shown = ", ".join(unpaired[:5]) + (", …" if len(unpaired) > 5 else "")
-                raise DataError(f"{len(unpaired)} file(s) have no partner in {what}: {shown}")
+                raise DataError(
+                    f"{len(unpaired)} file(s) have no partner in {what}: {few(unpaired)}"
+                )
         if not rgb:
             raise DataError(f"{self.rgb_dir} holds no images")
         self._rgb, self._depth = rgb, depth

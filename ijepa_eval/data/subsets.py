@@ -22,7 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from ijepa_eval.atomic import write_text
-from ijepa_eval.data.base import EvalDataset
+from ijepa_eval.data.base import EvalDataset, few
 from ijepa_eval.errors import DataError
 
 D = TypeVar("D", bound=EvalDataset)
@@ -65,10 +65,9 @@ def apply_subset_file(ds: D, path: str | os.PathLike[str]) -> D:
     position = {item_id: i for i, item_id in enumerate(ds.ids())}
     missing = [name for name in dict.fromkeys(wanted) if name not in position]
     if missing:
-        shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
         raise DataError(
             f"subset file {path} names {len(missing)} image(s) not in {ds.root} split "
-            f"{ds.split!r}: {shown}; check the file against the dataset"
+            f"{ds.split!r}: {few(missing)}; check the file against the dataset"
         )
     indices = sorted({position[name] for name in wanted})
     return ds.select(indices, {"kind": "subset_file", "file": str(path), "size": len(indices)})

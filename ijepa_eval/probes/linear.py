@@ -147,8 +147,9 @@ class LinearGridConfig:
 class Whitening(nn.Module):
     """A fixed change of coordinates, ``x -> (x - mean) @ matrix``, that tames the directions of
     outsized variance in the training features: ``matrix = c * (cov + ridge * m * I) ** -1/2``
-    with ``m`` the mean eigenvalue of the covariance, and ``c`` chosen so the output's mean
-    variance is 1 (as after BatchNorm, so one lr grid suits every feature scale).
+    with ``m`` the median eigenvalue of the covariance (the mean would be dominated by the very
+    directions to tame), and ``c`` chosen so the output's mean variance is 1 (as after BatchNorm,
+    so one lr grid suits every feature scale).
 
     Why: real ViT features are badly conditioned (for the bundled model's concatPOOL4 the
     covariance's largest eigenvalue is ~3e8 times its median), and SGD on them stalls far from
@@ -397,16 +398,20 @@ def _train(
     config = config.resolved(n)
     xs = {rep: x.to(device) for rep, x in feats.items()}  # stored dtype; float32 per batch
     y = y.to(device)
-    groups: dict[str, list[_HeadGroup]] = {}
-    for rep, x in xs.items():
-        fitted = (
-            Whitening.fit(x, config.whiten_ridge, seed=config.seed) if any(config.whiten) else None
-        )
-        groups[rep] = [
-            _HeadGroup(rep, h, x.shape[-1], num_classes, config, n, device, fitted if w else None)
+    whitening = {
+        rep: Whitening.fit(x, config.whiten_ridge, seed=config.seed) if any(config.whiten) else None
+        for rep, x in xs.items()
+    }
+    groups = {
+        rep: [
+            _HeadGroup(
+                rep, h, x.shape[-1], num_classes, config, n, device, whitening[rep] if w else None
+            )
             for w in config.whiten
             for h in config.heads
         ]
+        for rep, x in xs.items()
+    }
     steps = config.steps(n)
     num_views = _view_count(xs)
     views = torch.Generator().manual_seed(config.seed)  # its own stream: batches stay the same
@@ -418,12 +423,10 @@ def _train(
         losses = []
         for rep, x in xs.items():
             xb = (x[idx] if num_views is None else x[idx, pick]).float()
-            seen: dict[bool, Tensor] = {}  # the batch in each coordinates, once per step
+            batch = {w: whitening[rep](xb) if w else xb for w in config.whiten}  # once per step
             for group in groups[rep]:
-                white = group.whiten is not None
-                if white not in seen:
-                    seen[white] = group.coordinates(xb)
-                losses.append(group.step(group.input(seen[white], train=True), yb, schedule))
+                zb = batch[group.whiten is not None]
+                losses.append(group.step(group.input(zb, train=True), yb, schedule))
         if progress and (t + 1) % max(steps // 10, 1) == 0:
             loss = torch.stack(losses).mean().item()
             print(f"linear grid: step {t + 1}/{steps}, mean loss {loss:.4f}", file=sys.stderr)

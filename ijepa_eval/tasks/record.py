@@ -283,27 +283,26 @@ def _numbers(values: dict[str, Any], key: str) -> dict[str, float]:
 
 def _intervals(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]:
     """``metrics_ci``: ``{metric: [low, high]}``, kept for the record's metrics only."""
-    if not isinstance(values, dict):
-        raise ValueError("'metrics_ci' must map metric names to [low, high]")
-    out = {}
-    for name, pair in values.items():
-        ok = isinstance(pair, list) and len(pair) == 2
-        if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in pair):
-            raise ValueError(f"'metrics_ci.{name}' is not [low, high] ({pair!r})")
-        if name in metrics:
-            out[str(name)] = [float(pair[0]), float(pair[1])]
-    return out
+    return _number_lists(values, metrics, "metrics_ci", "[low, high]", length=2)
 
 
 def _per_seed(values: Any, metrics: dict[str, float]) -> dict[str, list[float]]:
     """``metrics_per_seed``: ``{metric: [value per seed]}``, kept for the record's metrics."""
+    return _number_lists(values, metrics, "metrics_per_seed", "a list of numbers")
+
+
+def _number_lists(
+    values: Any, metrics: dict[str, float], key: str, shape: str, *, length: int | None = None
+) -> dict[str, list[float]]:
+    """``{metric: [numbers]}`` (``length`` of them, or any non-empty number), checked, kept
+    for the record's metrics only."""
     if not isinstance(values, dict):
-        raise ValueError("'metrics_per_seed' must map metric names to lists of numbers")
+        raise ValueError(f"'{key}' must map metric names to {shape}")
     out = {}
     for name, seq in values.items():
-        ok = isinstance(seq, list) and seq
-        if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in seq):
-            raise ValueError(f"'metrics_per_seed.{name}' is not a list of numbers ({seq!r})")
+        counted = isinstance(seq, list) and (len(seq) == length if length else len(seq) > 0)
+        if not counted or any(isinstance(v, bool) or not isinstance(v, int | float) for v in seq):
+            raise ValueError(f"'{key}.{name}' is not {shape} ({seq!r})")
         if name in metrics:
             out[str(name)] = [float(v) for v in seq]
     return out
