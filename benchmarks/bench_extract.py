@@ -8,10 +8,13 @@ and converted to HF with `save_hf`, so all three run identical weights:
 
 - model-only, on pre-batched tensors: ours (`forward_blocks` + mean pool, the extraction path),
   transformers' `IJepaModel` (SDPA attention) and a plain timm `VisionTransformer` of the same
-  config (`vit_huge_patch14_gap_224` and friends), in each dtype of --dtypes (bf16 = autocast);
+  config (`vit_huge_patch14_gap_224` and friends), in each dtype of --dtypes (bf16 = autocast,
+  bf16-weights = each model cast to bf16, no autocast);
 - end to end from a folder of JPEGs (decode, resize, crop, forward, pooled output): `ie.extract`
   (cache refreshed each time), transformers' `pipeline("image-feature-extraction")` with
-  `return_tensors=True`, and timm's own transform in a DataLoader with the same worker count;
+  `return_tensors=True`, and timm's own transform in a DataLoader with the same worker count.
+  The pipeline's `dtype=torch.bfloat16` casts the whole model, so `--e2e-dtype bf16-weights`
+  (or fp32) compares it at the same numerics; with `bf16` ours runs autocast, more precise;
 - that extraction again, served from the cache.
 
 Runs alternate and medians are taken, so background load falls on every side alike. On a machine
@@ -38,6 +41,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torchvision.datasets import ImageFolder
 
 import ijepa_eval as ie
+from ijepa_eval.features.extract import cast_copy
 from ijepa_eval.models.arch import WIDTHS, VitArch
 from ijepa_eval.models.convert import save_hf
 from ijepa_eval.models.vit import Encoder
@@ -69,8 +73,8 @@ def make_checkpoint(
     return out
 
 
-def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each, alternating runs so that background load hits all alike."""
+def timed_runs(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run, after a warm-up; runs alternate, round by round."""
     for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
@@ -81,7 +85,19 @@ def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
             if torch.cuda.is_available():
                 torch.cuda.synchronize()  # GPU work is asynchronous: time it to the end
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
+
+
+def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each, alternating runs so that background load hits all alike."""
+    return {name: float(np.median(t)) for name, t in timed_runs(fns, repeats).items()}
+
+
+def round_ratios(times: dict[str, list[float]], slower: str, faster: str = "ours") -> str:
+    """``times[slower] / times[faster]`` within each round (runs seconds apart, so a drift in
+    the machine's speed cancels): the median, and the range over rounds."""
+    ratios = sorted(a / b for a, b in zip(times[slower], times[faster], strict=True))
+    return f"{np.median(ratios):.2f}× (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})"
 
 
 def plain_timm(ours: Encoder, res: int) -> torch.nn.Module:
@@ -109,8 +125,19 @@ def plain_timm(ours: Encoder, res: int) -> torch.nn.Module:
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def autocast(dtype: torch.dtype):
-    return torch.autocast(DEVICE, dtype=dtype, enabled=dtype != torch.float32)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "bf16-weights": torch.bfloat16}
+
+
+def autocast(name: str):
+    """Autocast for ``bf16``; nothing for ``fp32`` and ``bf16-weights`` (the weights are cast)."""
+    return torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=name == "bf16")
+
+
+def numerics(model: torch.nn.Module, name: str) -> tuple[torch.nn.Module, torch.dtype]:
+    """The model to run under ``name`` and the dtype its inputs take."""
+    if name == "bf16-weights":
+        return cast_copy(model, torch.bfloat16), torch.bfloat16
+    return model, torch.float32
 
 
 def jpeg_folder(root: Path, images: int) -> Path:
@@ -124,19 +151,17 @@ def jpeg_folder(root: Path, images: int) -> Path:
     return root
 
 
-def timm_end_to_end(model: torch.nn.Module, root: Path, batch: int, workers: int, dtype):
+def timm_end_to_end(model: torch.nn.Module, root: Path, batch: int, workers: int, name: str):
     """What a timm user writes: the model's data config, its transform, a DataLoader."""
     size = (3, *model.patch_embed.img_size)
+    model, dtype = numerics(model, name)
     config = timm.data.resolve_data_config({"input_size": size}, model=model)
     dataset = ImageFolder(root / "train", transform=timm.data.create_transform(**config))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, num_workers=workers, pin_memory=DEVICE == "cuda"
     )
-    with autocast(dtype):
-        return torch.cat([model(x.to(DEVICE, non_blocking=True)).float() for x, _ in loader])
-
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    with autocast(name):
+        return torch.cat([model(x.to(DEVICE, dtype, non_blocking=True)).float() for x, _ in loader])
 
 
 def random_encoder(
@@ -159,21 +184,23 @@ def peers(
 
 
 def model_only_runs(
-    ours: Encoder, theirs: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor, dtype
+    ours: Encoder, theirs: torch.nn.Module, plain: torch.nn.Module, x: torch.Tensor, name: str
 ) -> dict[str, Callable[[], object]]:
     """One forward of each on the pre-batched `x`: ours as extraction runs it (`forward_blocks`
     + mean pool), transformers' last hidden state pooled, timm's pooled forward."""
+    (ours, dtype), (theirs, _), (plain, _) = (numerics(m, name) for m in (ours, theirs, plain))
+    x = x.to(dtype)
 
     def run_ours():
-        with autocast(dtype):
+        with autocast(name):
             ours.forward_blocks(x, [-1])[0].mean(1)
 
     def run_hf():
-        with autocast(dtype):
+        with autocast(name):
             theirs(pixel_values=x).last_hidden_state.mean(1)
 
     def run_timm():
-        with autocast(dtype):
+        with autocast(name):
             plain(x)
 
     return {"ours": run_ours, "hf": run_hf, "timm": run_timm}
@@ -213,7 +240,7 @@ def end_to_end_runs(
 
     runs = {"ours": run_ours, "pipeline": run_pipeline}
     if plain is not None:
-        runs["timm"] = lambda: timm_end_to_end(plain, root, batch, workers, DTYPES[dtype_name])
+        runs["timm"] = lambda: timm_end_to_end(plain, root, batch, workers, dtype_name)
     return runs
 
 
@@ -225,8 +252,11 @@ def main() -> None:
     p.add_argument("--images", type=int, default=64, help="JPEGs end to end (0: skip)")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--dtypes", default="fp32,bf16", help="model-only dtypes")
-    p.add_argument("--e2e-dtype", default="bf16", choices=["fp32", "bf16"])
+    p.add_argument(
+        "--dtypes", default="fp32,bf16", help="model-only: fp32, bf16, bf16-weights ('': none)"
+    )
+    p.add_argument("--e2e-dtype", default="bf16", choices=list(DTYPES))
+    p.add_argument("--workers", type=int, default=None, help="loader workers (ie.extract's)")
     args = p.parse_args()
     torch.set_grad_enabled(False)
     work = Path(tempfile.mkdtemp(prefix="bench-extract-"))
@@ -237,19 +267,20 @@ def main() -> None:
 
     x = torch.randn(args.batch, 3, args.res, args.res, device=DEVICE)
     model_rows = []
-    for name in args.dtypes.split(","):
-        t = timed_all(model_only_runs(ours, theirs, plain, x, DTYPES[name]), args.repeats)
+    for name in filter(None, args.dtypes.split(",")):
+        t = timed_all(model_only_runs(ours, theirs, plain, x, name), args.repeats)
         model_rows.append((f"model-only, {name}, batch {args.batch}", t))
 
     e2e = None
     if args.images:
         root = jpeg_folder(work / "images", args.images)
         files = sorted(str(f) for f in (root / "train" / "cls").iterdir())
-        workers = min(os.cpu_count() or 1, 8)  # ie.extract's default
+        workers = min(os.cpu_count() or 1, 8) if args.workers is None else args.workers
         runs = end_to_end_runs(
             ours, root, files, work / "hf", args.batch, args.e2e_dtype, workers, plain
         )
-        t = timed_all(runs, args.repeats)
+        rounds = timed_runs(runs, args.repeats)
+        t = {name: float(np.median(seconds)) for name, seconds in rounds.items()}
         ds = ie.load_dataset("imagefolder", root, "train")
         start = time.perf_counter()
         hit = ie.extract(
@@ -257,7 +288,7 @@ def main() -> None:
         )
         warm = time.perf_counter() - start
         assert hit.hit
-        e2e = (t, warm, workers)
+        e2e = (t, rounds, warm, workers)
 
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else "CPU"
     a = ours.arch
@@ -275,7 +306,8 @@ def main() -> None:
     print(
         f"- command: `python benchmarks/bench_extract.py --arch {args.arch} --patch {args.patch} "
         f"--res {args.res} --images {args.images} --batch {args.batch} --repeats "
-        f"{args.repeats} --dtypes {args.dtypes} --e2e-dtype {args.e2e_dtype}`; medians of "
+        f"{args.repeats} --dtypes {args.dtypes} --e2e-dtype {args.e2e_dtype}"
+        f"{'' if args.workers is None else f' --workers {args.workers}'}`; medians of "
         f"{args.repeats} alternating runs"
     )
     print()
@@ -291,7 +323,7 @@ def main() -> None:
             f"{n / t['timm']:.2f} | {t['hf'] / t['ours']:.2f}× | {t['timm'] / t['ours']:.2f}× |"
         )
     if e2e:
-        t, warm, workers = e2e
+        t, rounds, warm, workers = e2e
         n = args.images
         print(
             f"| end to end, {n} JPEGs, {args.e2e_dtype}, {workers} loader workers | "
@@ -300,6 +332,10 @@ def main() -> None:
             f"{t['timm'] / t['ours']:.2f}× |"
         )
         print()
+        print(
+            f"- end to end, ours / pipeline within each round: {round_ratios(rounds, 'pipeline')}"
+            f"; ours / timm: {round_ratios(rounds, 'timm')}"
+        )
         print(
             f"- the same extraction again, served from the cache: {warm * 1000:.1f} ms = "
             f"{100 * warm / t['ours']:.2f}% of an extraction ({t['ours'] / warm:,.0f}× faster)"

@@ -248,7 +248,7 @@ def model_only(check: Check) -> Outcome:
     with on_device(ours), torch.inference_mode():
         x = torch.randn(s.batch, 3, s.res, s.res, device=DEVICE)
         counted = counted_flops(lambda: ours.forward_features(x[:1]))
-        runs = model_only_runs(ours, theirs, plain, x, torch.bfloat16)
+        runs = model_only_runs(ours, theirs, plain, x, "bf16")
         t = timed_all(tracked(runs, peaks), s.repeats)
     rate = {name: s.batch / seconds for name, seconds in t.items()}
     tflops = {name: r * flops / 1e12 for name, r in rate.items()}

@@ -218,7 +218,9 @@ def extract(
     dtype: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
-            "--dtype", help="Compute dtype: fp32, bf16, fp16 (default bf16 GPU, fp32 CPU)."
+            "--dtype",
+            help="Compute: fp32, bf16 or fp16 autocast (default bf16 GPU, fp32 CPU), or "
+            "bf16-weights (the whole model in bf16: faster, less precise).",
         ),
     ] = None,
     store: Annotated[

@@ -69,6 +69,30 @@ def test_cached_features_equal_direct_forward(folder, tmp_path, official_ckpt):
     assert torch.equal(bf16.pooled()[:, 0], blocks[:, -1].mean(dim=1).bfloat16())
 
 
+def test_whole_model_bf16_runs_a_cast_copy_keyed_apart(folder, tmp_path, official_ckpt):
+    """``bf16-weights`` equals the model cast to bf16 (not autocast), leaves the caller's
+    fp32 weights alone, and is cached under its own key."""
+    enc = ie.load_encoder(official_ckpt)
+    ds = ie.load_dataset("imagefolder", folder, "train")
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    x = torch.stack([enc.preprocess.transform()(ds[i][0]) for i in range(len(ds))])
+    cast = enc.__class__(enc.arch)
+    cast.load_state_dict(before)
+    with torch.no_grad():
+        want = cast.to(torch.bfloat16).forward_blocks(x.bfloat16(), [-1])[0].float().mean(1)
+        autocast = _extract(enc, ds, tmp_path / "c", compute_dtype="bf16", store_dtype="float32")
+    got = _extract(enc, ds, tmp_path / "c", compute_dtype="bf16-weights", store_dtype="float32")
+    assert torch.equal(got.pooled()[:, 0], want)
+    assert not torch.equal(got.pooled(), autocast.pooled())  # autocast keeps fp32 LayerNorms
+    assert got.key != autocast.key and not got.hit
+    assert all(torch.equal(v, before[k]) for k, v in enc.state_dict().items())
+    assert got.entry.meta["key_fields"]["compute_dtype"] == "bfloat16-weights"
+    again = _extract(enc, ds, tmp_path / "c", compute_dtype="bf16-weights", store_dtype="float32")
+    assert again.hit and again.key == got.key
+    with pytest.raises(ie.UserError, match="use fp32, bf16, fp16, bf16-weights"):
+        _extract(enc, ds, tmp_path / "c", compute_dtype="int8")
+
+
 def test_token_grid_is_average_pooled_patch_tokens(folder, tmp_path, official_ckpt):
     enc = ie.load_encoder(official_ckpt)
     ds = ie.load_dataset("imagefolder", folder, "train")

@@ -7,6 +7,7 @@ those — and commits each one atomically. Under torchrun each rank takes every 
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import hashlib
 import json
@@ -15,6 +16,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,7 +49,31 @@ from ijepa_eval.features.store import (
 )
 from ijepa_eval.models.vit import Encoder
 
-_COMPUTE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+@dataclass(frozen=True)
+class Numerics:
+    """How the forward computes. Under autocast (the default) the weights, LayerNorms, softmax
+    and residual stream stay in fp32 and only the matrix products run in ``dtype``; with
+    ``whole_model`` a copy of the encoder is cast to ``dtype`` and everything runs in it, as
+    transformers' ``pipeline(dtype=torch.bfloat16)`` does: faster on a CPU, less precise
+    (benchmarks/RESULTS.md measures both)."""
+
+    dtype: torch.dtype
+    whole_model: bool = False
+
+    @property
+    def key(self) -> str:
+        """The cache key's ``compute_dtype`` (autocast's names are those of earlier versions)."""
+        name = str(self.dtype).removeprefix("torch.")
+        return f"{name}-weights" if self.whole_model else name
+
+
+COMPUTE_DTYPES = {
+    "fp32": Numerics(torch.float32),
+    "bf16": Numerics(torch.bfloat16),
+    "fp16": Numerics(torch.float16),
+    "bf16-weights": Numerics(torch.bfloat16, whole_model=True),
+}
 _NUMPY_STORE = {"float16": np.float16, "float32": np.float32}
 console = Console(stderr=True)
 
@@ -75,7 +101,8 @@ def extract(
         layers: ``last``, ``last4``, ``all`` or block indices; all come from one forward.
         tokens: ``none``; ``all`` patch tokens; or ``grid:HxW``, tokens average-pooled to HxW.
         store_dtype: ``float16`` (default), ``float32`` or ``bfloat16`` on disk.
-        compute_dtype: ``fp32`` / ``bf16`` / ``fp16`` autocast; default bf16 on GPU, fp32 on CPU.
+        compute_dtype: ``fp32`` / ``bf16`` / ``fp16`` autocast (default bf16 on GPU, fp32 on
+            CPU), or ``bf16-weights``: the whole model in bf16 (`Numerics`).
         batch_size: images per forward; default 256 on GPU (halved on out-of-memory), 32 on CPU.
         shard_size: images per committed shard (a crash loses at most one shard of work).
         refresh: ignore and replace what the cache holds for these inputs.
@@ -91,9 +118,9 @@ def extract(
     )
     the_world = world()
     dev = _device(device, the_world)
-    dtype = _compute_dtype(compute_dtype, dev)
+    numerics = _numerics(compute_dtype, dev)
     store = FeatureStore(cache_dir)
-    fields = _key_fields(encoder, dataset, dtype)
+    fields = _key_fields(encoder, dataset, numerics)
     base_key = key_of(fields)
 
     labels = _labels(dataset)
@@ -121,7 +148,7 @@ def extract(
     mine = [i for i in missing if i % the_world.size == the_world.rank]
     computed: list[int] = []
     if missing:  # ours first, then anyone's still unclaimed: ranks and processes share the rest
-        run = _Run(encoder, dataset, entry, fill, dev, dtype, batch_size, workers, compile)
+        run = _Run(encoder, dataset, entry, fill, dev, numerics, batch_size, workers, compile)
         order = mine + [i for i in missing if i not in mine]
         computed = run.encode(order, progress and the_world.is_main)
     the_world.barrier()
@@ -174,7 +201,7 @@ def _labels(dataset: Dataset) -> np.ndarray | None:
     return None if targets is None else np.asarray(targets, dtype=np.int64)
 
 
-def _key_fields(encoder: Encoder, dataset: Dataset, dtype: torch.dtype) -> dict[str, Any]:
+def _key_fields(encoder: Encoder, dataset: Dataset, numerics: Numerics) -> dict[str, Any]:
     info = encoder.info
     return {
         "extractor_version": EXTRACTOR_VERSION,
@@ -183,7 +210,7 @@ def _key_fields(encoder: Encoder, dataset: Dataset, dtype: torch.dtype) -> dict[
         "arch": info.arch,
         "resolution": info.resolution,
         "preprocess": info.preprocess,
-        "compute_dtype": str(dtype).removeprefix("torch."),
+        "compute_dtype": numerics.key,
         "dataset": dataset_identity(dataset),
     }
 
@@ -214,12 +241,28 @@ def _device(device: str | torch.device | None, the_world: World) -> torch.device
     return torch.device("cpu")
 
 
-def _compute_dtype(name: str | None, dev: torch.device) -> torch.dtype:
+def _numerics(name: str | None, dev: torch.device) -> Numerics:
     if name is None:
-        return torch.bfloat16 if dev.type == "cuda" else torch.float32
-    if name not in _COMPUTE_DTYPES:
-        raise UserError(f"--dtype {name!r}: use fp32, bf16 or fp16")
-    return _COMPUTE_DTYPES[name]
+        return COMPUTE_DTYPES["bf16" if dev.type == "cuda" else "fp32"]
+    if name not in COMPUTE_DTYPES:
+        raise UserError(f"--dtype {name!r}: use {', '.join(COMPUTE_DTYPES)}")
+    return COMPUTE_DTYPES[name]
+
+
+def cast_copy(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of ``module`` whose floating-point weights are ``dtype``; ``module`` is untouched.
+
+    Each tensor is cast straight into the copy (no full-precision copy first): for ViT-H/14 that
+    is 1.3 GB written instead of 2.5 GB copied and 1.3 GB more written.
+    """
+    memo: dict[int, Any] = {}
+    for param in module.parameters():
+        if param.is_floating_point():
+            memo[id(param)] = torch.nn.Parameter(param.detach().to(dtype), param.requires_grad)
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            memo[id(buffer)] = buffer.to(dtype, copy=True)
+    return copy.deepcopy(module, memo)
 
 
 class _Prepared(Dataset):
@@ -267,15 +310,17 @@ class _Run:
         entry: Entry,
         spec: FeatureSpec,
         dev: torch.device,
-        dtype: torch.dtype,
+        numerics: Numerics,
         batch_size: int | None,
         workers: int | None,
         compile: bool,
     ) -> None:
+        self.dataset = _Prepared(dataset, encoder.preprocess.item_transform())
+        if numerics.whole_model:
+            encoder = cast_copy(encoder, numerics.dtype)
         self.encoder = encoder.to(dev).eval()
         self.forward = torch.compile(encoder.forward_blocks) if compile else encoder.forward_blocks
-        self.dataset = _Prepared(dataset, encoder.preprocess.item_transform())
-        self.entry, self.spec, self.dev, self.dtype = entry, spec, dev, dtype
+        self.entry, self.spec, self.dev, self.numerics = entry, spec, dev, numerics
         self.batch_size = batch_size or (256 if dev.type == "cuda" else 32)
         self.micro = self.batch_size  # shrinks on out-of-memory
         self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
@@ -356,6 +401,8 @@ class _Run:
 
     def _encode_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         images = images.to(self.dev, non_blocking=True)
+        if self.numerics.whole_model:
+            images = images.to(self.numerics.dtype)
         while True:
             try:
                 parts = [self._forward(chunk) for chunk in images.split(self.micro)]
@@ -371,11 +418,9 @@ class _Run:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _forward(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        autocast = self.dtype != torch.float32
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.dev.type, dtype=self.dtype, enabled=autocast),
-        ):
+        dtype = self.numerics.dtype
+        autocast = dtype != torch.float32 and not self.numerics.whole_model
+        with torch.inference_mode(), torch.autocast(self.dev.type, dtype=dtype, enabled=autocast):
             blocks = self.forward(x, list(self.spec.layers))
         stacked = torch.stack(blocks, dim=1).float()  # (B, L, N, D)
         out = {"pooled": self._to_store(stacked.mean(dim=2))}

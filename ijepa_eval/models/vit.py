@@ -66,6 +66,13 @@ class Encoder(VisionTransformer):
         self.info = None
         self.preprocess = None
 
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        """timm's, made contiguous. The patch embedding hands over a transposed ``(B, N, D)``
+        view, and ``x + f(x)`` keeps its first operand's layout, so without this the whole
+        residual stream stays transposed and every block pays for copies and strided adds
+        (7% of a ViT-B/16 forward on a CPU; benchmarks/RESULTS.md)."""
+        return super()._pos_embed(x).contiguous()
+
     @property
     def grid(self) -> tuple[int, int]:
         return tuple(self.patch_embed.grid_size)
