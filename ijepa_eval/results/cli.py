@@ -13,7 +13,6 @@ from typing import Annotated, Optional, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ijepa_eval.cli_options import (
     DataOptions,
@@ -26,6 +25,7 @@ from ijepa_eval.cli_options import (
     with_options,
 )
 from ijepa_eval.errors import UserError, collect_warnings, writing
+from ijepa_eval.tables import Col, fitted
 
 T = TypeVar("T")
 
@@ -122,24 +122,25 @@ def check(
             baseline, results, tolerance=tolerance, statistical=statistical, alpha=alpha
         )
     )
-    table = Table(title=escape(f"check against {baseline}"), title_justify="left")
-    names = ["task", "metric", "baseline", "now", "delta", "tolerance"]
-    names += ["p", "status"] if statistical else ["status"]
-    for name in names:
-        table.add_column(name, justify="left" if name in ("task", "metric", "status") else "right")
-    for c in report.comparisons:
-        tested = [] if not statistical else ["—" if c.p_value is None else format_p(c.p_value)]
-        table.add_row(
+    columns = [Col("task", wrap=11), Col("metric", wrap=12)]
+    columns += [Col(name, right=True) for name in ("baseline", "now", "delta")]
+    columns += [Col("tolerance", right=True, wrap=9)]
+    columns += [Col("p", right=True, wrap=5), Col("status")] if statistical else [Col("status")]
+    rows = (
+        [
             escape(c.task),
             escape(f"{c.metric} {'↑' if c.higher_is_better else '↓'}"),
             c.show(c.baseline),
             c.show(c.now),
             c.show(c.delta, signed=True),
             c.tolerance_text,
-            *tested,
+            *([] if not statistical else ["—" if c.p_value is None else format_p(c.p_value)]),
             f"[{STATUS_STYLE[c.status]}]{c.status.upper()}[/]",
-        )
-    console.print(table)
+        ]
+        for c in report.comparisons
+    )
+    title = escape(f"check against {baseline}")
+    console.print(fitted(columns, rows, console, title=title, under=[1]))
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     if report.passed:
@@ -232,25 +233,29 @@ def _print_pair(report) -> None:
     from ijepa_eval.results.check import format_p
 
     console.print(f"A: {escape(report.a)}\nB: {escape(report.b)}", highlight=False)
-    table = Table(title="B − A on the same test items", title_justify="left")
-    for name in ("task", "metric", "A", "B", "B − A", "95% CI", "p", "test", "verdict"):
-        left = name in ("task", "metric", "test", "verdict")
-        table.add_column(name, justify="left" if left else "right")
+    columns = [Col("task", wrap=12), Col("metric", wrap=12)]
+    columns += [Col(name, right=True) for name in ("A", "B", "B − A")]
+    columns += [Col("95% CI", right=True, wrap=7), Col("p", right=True, wrap=5)]
+    columns += [Col("test"), Col("verdict", wrap=11)]
+    rows = []
     for r in report.rows:
         p = r.paired
         digits = 2 if abs(p.a) >= 1 else 3
         f = lambda v, sign="", digits=digits: f"{v:{sign}.{digits}f}"  # noqa: E731
-        table.add_row(
-            escape(r.task),
-            escape(f"{r.metric} {'↑' if r.higher_is_better else '↓'}"),
-            f(p.a),
-            f(p.b),
-            f(p.difference, "+"),
-            f"[{f(p.low, '+')}, {f(p.high, '+')}]",
-            format_p(p.p_value).removeprefix("p = ").removeprefix("p "),
-            p.test,
-            r.verdict,
+        rows.append(
+            [
+                escape(r.task),
+                escape(f"{r.metric} {'↑' if r.higher_is_better else '↓'}"),
+                f(p.a),
+                f(p.b),
+                f(p.difference, "+"),
+                f"[{f(p.low, '+')}, {f(p.high, '+')}]",
+                format_p(p.p_value).removeprefix("p = ").removeprefix("p "),
+                p.test,
+                r.verdict,
+            ]
         )
+    table = fitted(columns, rows, console, title="B − A on the same test items", under=[1, 5, 7])
     console.print(table)
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
@@ -285,13 +290,11 @@ def _print_matrix(sources: list[str], reports) -> None:
         for note in report.notes:
             console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     for (task, metric), got in cells.items():
-        table = Table(title=escape(f"{task} {metric}: column − row"), title_justify="left")
-        table.add_column("")
-        for j in range(1, len(sources)):
-            table.add_column(f"[{j + 1}]", justify="right")
-        for i in range(len(sources) - 1):
-            table.add_row(f"[{i + 1}]", *(got.get((i, j), "") for j in range(1, len(sources))))
-        console.print(table)
+        later = range(1, len(sources))
+        columns = [Col(""), *(Col(f"[{j + 1}]", right=True, wrap=8) for j in later)]
+        rows = ([f"[{i + 1}]", *(got.get((i, j), "") for j in later)] for i in range(len(later)))
+        title = escape(f"{task} {metric}: column − row")
+        console.print(fitted(columns, rows, console, title=title))
     console.print(f"* significant at {reports[0].alpha:g}", highlight=False)
 
 
