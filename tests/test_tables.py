@@ -99,8 +99,9 @@ def test_tasks_fits_80_columns_with_every_task_name_whole():
         (["compare", *[str(p) for p in sorted(BASELINE.glob("runs/clevr_count/*.json")) * 2]],
          "│ clevr_count │"),
         (["compare", str(BASELINE), str(BASELINE), str(BASELINE)], "clevr_dist top5: column"),
+        (["leaderboard", "--format", "table"], "│ ijepa_tiny_synth "),
     ],
-    ids=["check", "check-statistical", "compare", "compare-matrix"],
+    ids=["check", "check-statistical", "compare", "compare-matrix", "leaderboard"],
 )  # fmt: skip
 def test_result_tables_fit_80_columns(args, shown):
     text = _at_80([*args, "--results", str(BASELINE)] if args[0] != "compare" else args)

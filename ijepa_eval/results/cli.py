@@ -7,6 +7,7 @@ missing, after naming each such metric.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
@@ -45,8 +46,28 @@ def leaderboard(
     results: ResultsOpt = Path("results"),
     fmt: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-        typer.Option("--format", help="md or csv (default: from --out's suffix, else md)."),
+        typer.Option(
+            "--format",
+            help="md, csv (every metric, flat) or table (drawn to fit the terminal). Default: "
+            "from --out's suffix (csv, else md); without --out, table on a terminal, else md.",
+        ),
     ] = None,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            help="headline: one metric per task, the first it declares (top-1, RMSE for "
+            "depth); all: then a table of every metric per task.",
+        ),
+    ] = "headline",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="flat: one table of every task; paper: the I-JEPA paper's Tables 1-5 (reference "
+            "rows beside ours), then the other tasks.",
+        ),
+    ] = "flat",
     out: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Write the table here (atomically) instead of stdout."),
@@ -62,21 +83,26 @@ def leaderboard(
         ),
     ] = None,
 ) -> None:
-    """Tabulate the newest run of each (model, task) as Markdown or CSV, optionally with charts."""
-    fmt = fmt or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
+    """Tabulate the newest run of each (model, task): Markdown, CSV or a terminal table."""
+    if fmt is None and out is None:
+        fmt = "table" if sys.stdout.isatty() else "md"
+    fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "md")
     from ijepa_eval.plots import plot_leaderboard
+    from ijepa_eval.results.layout import check_view
     from ijepa_eval.results.leaderboard import check_format, render, write_leaderboard
     from ijepa_eval.results.leaderboard import leaderboard as build_leaderboard
 
-    check_format(fmt)  # before reading anything
+    check_view(metrics, layout)  # before reading anything
+    check_format(fmt, layout)
     board = _with_warnings(lambda: build_leaderboard(results, reference))
+    view = {"metrics": metrics, "layout": layout, "width": console.width}
     if out is None:
-        typer.echo(render(board, fmt), nl=False)
+        typer.echo(render(board, fmt, **view), nl=False)
     else:
         try:
-            write_leaderboard(board, out, fmt)
+            write_leaderboard(board, out, fmt, **view)
         except UserError:  # a full disk: the table is not lost, it goes to stdout instead
-            typer.echo(render(board, fmt), nl=False)
+            typer.echo(render(board, fmt, **view), nl=False)
             raise
         err_console.print(
             f"wrote {fmt} leaderboard to [bold]{escape(str(out))}[/]", highlight=False
