@@ -25,6 +25,12 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Rewrite the leaderboard's golden files (tests/fixtures/records/expected*) from the fixture
+# records after an intended change to the tables; review the diff before committing it.
+.PHONY: golden
+golden: $(STAMP)
+	REGENERATE_GOLDEN=1 $(PY) -m pytest -q tests/test_results_leaderboard.py -k test_cli_writes_the_golden_file
+
 # Every GPU figure of the issues in one run (under 8 minutes on an H100): gpu-marked tests,
 # extraction, probes, pretraining and fine-tuning throughput. Writes out/gpu-check/gpu_check.{json,md}.
 # The dry run takes the same code paths with tiny shapes on the CPU (CI runs it in the tests).
@@ -82,4 +88,4 @@ bundled-vs-random: $(STAMP)
 	$(MAKE) suite OUT=$(OUT) CKPT=$(OUT)/random_init.pth.tar
 	rm -rf results/bundled_vs_random/runs
 	cp -r $(OUT)/results/runs results/bundled_vs_random/runs
-	$(EVAL) leaderboard --results results/bundled_vs_random --out results/bundled_vs_random/leaderboard.md
+	$(EVAL) leaderboard --results results/bundled_vs_random --metrics all --out results/bundled_vs_random/leaderboard.md

@@ -17,7 +17,6 @@ import click
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from typer.core import TyperGroup
 
 from ijepa_eval.cli_options import (
@@ -31,6 +30,7 @@ from ijepa_eval.cli_options import (
     with_options,
 )
 from ijepa_eval.errors import UserError, collect_warnings
+from ijepa_eval.tables import NAME_WIDTH, Col, Table, fitted
 
 console = Console()
 _debug = {"on": False}
@@ -105,7 +105,7 @@ def info(
     if as_json:
         console.print_json(data={**meta.to_dict(), **({"health": found} if found else {})})
         return
-    table = Table(title=f"ijepa-eval info: {ckpt}", show_header=False, title_justify="left")
+    table = Table(title=f"ijepa-eval info: {ckpt}", show_header=False)
     table.add_column(style="bold cyan")
     table.add_column()
     prep = meta.preprocess
@@ -290,22 +290,24 @@ def models(
             data={n: {**vars(e), "base_dir": str(e.base_dir)} for n, e in entries.items()}
         )
         return
-    table = Table(title="Known I-JEPA checkpoints", title_justify="left")
-    for column in ("name", "arch", "px", "pretrained", "networks", "licence"):
-        table.add_column(column, no_wrap=True)
     short = {"target_encoder": "target", "encoder": "ctx", "predictor": "pred"}
     size = {"huge": "H", "giant": "g", "large": "L", "base": "B", "small": "S", "tiny": "Ti"}
-    for name, e in entries.items():
-        table.add_row(
+    rows = [
+        [
             name,
             f"ViT-{size.get(e.arch.split('_')[1], e.arch)}/{e.patch_size}",
             str(e.resolution),
             f"{e.pretrain_data.replace('ImageNet', 'IN')} {e.epochs}ep",
-            "+".join(short.get(n, n) for n in sorted(e.networks, key=list(short).index)),
+            "+".join(short.get(n, n) for n in sorted(e.networks, key=(*short, *e.networks).index)),
             e.license,
-        )
-    console.print(table)
+        ]
+        for name, e in entries.items()
+    ]
+    columns = [Col("name", wrap=NAME_WIDTH), Col("arch"), Col("px"), Col("pretrained", wrap=12)]
+    columns += [Col("networks", wrap=7), Col("licence")]
+    console.print(fitted(columns, rows, console, title="Known I-JEPA checkpoints", under=[2]))
     console.print(
+        "networks: target = target_encoder, ctx = encoder (the context encoder), pred = predictor. "
         "Native files hold the target encoder the paper evaluates; the Hub copies hold only the "
         "context encoder. Add your own with IJEPA_EVAL_REGISTRY=extra.yaml.",
         style="dim",

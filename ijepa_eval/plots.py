@@ -226,12 +226,14 @@ BAR_WIDTH, ROW, PAD, LABEL_W, VALUE_W = 1000, 26, 12, 400, 120
 
 
 def plot_leaderboard(board: Leaderboard, dest: str | os.PathLike[str]) -> list[Path]:
-    """One bar chart per task, of the task's first metric (its headline number): a horizontal bar
-    per row, a whisker for the std over seeds, references in grey. ``FILE.png`` stacks the charts
-    in one image; any other path is a directory that gets one ``<task>.png`` per task. Returns the
+    """One bar chart per task, of its headline metric (`headline`): a horizontal bar per row, a
+    whisker for the std over seeds, references in grey. ``FILE.png`` stacks the charts in one
+    image; any other path is a directory that gets one ``<task>.png`` per task. Returns the
     files written."""
+    from ijepa_eval.results.leaderboard import headline
+
     dest = Path(dest)
-    charts = {c.task: _bar_chart(board, c) for c in _headline_columns(board)}
+    charts = {c.task: _bar_chart(board, c) for c in headline(board).columns}
     if dest.suffix.lower() == ".png":
         return [save_png(_stack(list(charts.values())), dest)]
     return [save_png(image, dest / f"{task}.png") for task, image in charts.items()]
@@ -274,13 +276,6 @@ def _bar_chart(board: Leaderboard, column: Column) -> Image.Image:
             text_x = whisker + 6
         draw.text((text_x, y + 4), format_value(value, std), INK, text_font)
     return image
-
-
-def _headline_columns(board: Leaderboard) -> list[Column]:
-    first: dict[str, Column] = {}
-    for column in board.columns:
-        first.setdefault(column.task, column)
-    return list(first.values())
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, text_font, width: int) -> str:

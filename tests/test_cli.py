@@ -103,13 +103,16 @@ def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
     # `import torch` alone costs seconds and ~0.5 GB: --help, listing tasks and models,
     # leaderboards and CI checks must not pay it (the package exports resolve lazily)
     baseline = str(Path(__file__).parents[1] / "results" / "baseline")
+    reference = str(Path(__file__).parents[1] / "results" / "reference")
     for argv in (
         ["--help"],
         ["tasks"],
         ["models"],
         ["leaderboard", "--results", baseline, "--out", str(tmp_path / "board.md")],
+        ["leaderboard", "--results", baseline, "--reference", reference, "--layout", "paper",
+         "--format", "table", "--out", str(tmp_path / "board.txt")],
         ["check", "--baseline", baseline, "--results", baseline],
-    ):
+    ):  # fmt: skip
         assert _heavy_modules_after(argv) == [], argv
 
 

@@ -1,61 +1,103 @@
-"""Leaderboard: golden Markdown/CSV from fixed records, its ordering rules, references, charts.
+"""Leaderboard: golden Markdown/CSV/terminal tables from fixed records, its ordering rules, the
+headline metric, the paper layout, references, charts.
 
 The fixture records (tests/fixtures/records/runs) hold four models × four tasks: two real
 records of the bundled tiny checkpoint, k-shot runs with a spread over seeds, a depth task with a
 lower-is-better RMSE, the same weights under two networks, and two runs of one (model, task)
-whose file names sort the other way round from their ``created`` times. To regenerate the golden
-files after an intended change, run ``ijepa-eval leaderboard --results tests/fixtures/records
---reference tests/fixtures/records/reference.yaml --out tests/fixtures/records/expected.md``
-(and ``expected.csv``), and review the diff.
+whose file names sort the other way round from their ``created`` times. The golden files beside
+them (`GOLDEN`) are what ``ijepa-eval leaderboard`` prints for them; after an intended change,
+``make golden`` rewrites them (``REGENERATE_GOLDEN=1`` and these tests): review the diff.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from helpers import one_error_line
 from PIL import Image
 from typer.testing import CliRunner
 
 from ijepa_eval.cli import app
 from ijepa_eval.results import (
+    headline,
     leaderboard,
     load_records,
     load_references,
     plot_leaderboard,
+    sections,
     to_csv,
     to_markdown,
 )
-from ijepa_eval.tasks import all_tasks
+from ijepa_eval.results.leaderboard import IDENTITY, format_value, render
+from ijepa_eval.tasks import all_tasks, get_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "records"
 REFERENCE = FIXTURES / "reference.yaml"
-PAPER = Path(__file__).parents[1] / "results" / "reference"
+ROOT = Path(__file__).parents[1]
+PAPER = ROOT / "results" / "reference"
+DEMO_RESULTS = [ROOT / "results" / "baseline", ROOT / "results" / "bundled_vs_random"]
 runner = CliRunner()
+# golden file → (reference rows, --format, --metrics, --layout); terminal tables at 80 columns
+GOLDEN = {
+    "expected.md": (REFERENCE, "md", "headline", "flat"),
+    "expected.csv": (REFERENCE, "csv", "headline", "flat"),
+    "expected_all.md": (REFERENCE, "md", "all", "flat"),
+    "expected_paper.md": (PAPER, "md", "headline", "paper"),
+    "expected_paper.txt": (PAPER, "table", "headline", "paper"),
+}
 
 
 def _board():
     return leaderboard(FIXTURES, REFERENCE)
 
 
-def test_markdown_matches_the_golden_file_byte_for_byte():
-    assert to_markdown(_board()).encode() == (FIXTURES / "expected.md").read_bytes()
+def _same_as_golden(text: str, name: str) -> None:
+    """``text`` is the golden file ``name``, byte for byte; else fail with a unified diff.
+    With ``REGENERATE_GOLDEN=1`` (``make golden``), write it instead."""
+    golden = FIXTURES / name
+    if os.environ.get("REGENERATE_GOLDEN") == "1":
+        golden.write_bytes(text.encode())
+        return
+    expected = golden.read_bytes().decode()
+    if text != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(keepends=True), text.splitlines(keepends=True), name, "now"
+        )
+        pytest.fail(
+            f"the leaderboard differs from {golden} (after an intended change, `make golden` "
+            f"rewrites it; review the diff):\n{''.join(diff)}",
+            pytrace=False,
+        )
 
 
-def test_csv_matches_the_golden_file_byte_for_byte():
-    assert to_csv(_board()).encode() == (FIXTURES / "expected.csv").read_bytes()
-
-
-@pytest.mark.parametrize(("fmt", "golden"), [("md", "expected.md"), ("csv", "expected.csv")])
-def test_cli_writes_the_golden_file(tmp_path, fmt, golden):
-    out = tmp_path / "board" / f"leaderboard.{fmt}"
-    args = ["leaderboard", "--results", str(FIXTURES), "--reference", str(REFERENCE)]
-    result = runner.invoke(app, [*args, "--out", str(out)])
+@pytest.mark.parametrize("name", GOLDEN)
+def test_cli_writes_the_golden_file(tmp_path, name):
+    reference, fmt, metrics, layout = GOLDEN[name]
+    out = tmp_path / "board" / name
+    args = ["--results", str(FIXTURES), "--reference", str(reference), "--format", fmt]
+    args += ["--metrics", metrics, "--layout", layout, "--out", str(out)]
+    result = runner.invoke(app, ["leaderboard", *args], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert out.read_bytes() == (FIXTURES / golden).read_bytes()
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
+    _same_as_golden(out.read_bytes().decode(), name)
+
+
+@pytest.mark.parametrize("name", GOLDEN)
+def test_python_api_renders_the_golden_file(name):
+    reference, fmt, metrics, layout = GOLDEN[name]
+    board = leaderboard(FIXTURES, reference)
+    text = render(board, fmt, metrics=metrics, layout=layout, width=80)
+    assert text.encode() == (FIXTURES / name).read_bytes()
+
+
+def test_markdown_and_csv_defaults_are_the_golden_files():
+    assert to_markdown(_board()).encode() == (FIXTURES / "expected.md").read_bytes()
+    assert to_csv(_board()).encode() == (FIXTURES / "expected.csv").read_bytes()
 
 
 def test_cli_prints_markdown_to_stdout_by_default():
@@ -158,7 +200,7 @@ def test_cli_plot_to_one_png_stacks_the_charts(tmp_path):
 def test_bad_format_is_a_user_error():
     result = runner.invoke(app, ["leaderboard", "--results", str(FIXTURES), "--format", "xlsx"])
     assert result.exit_code == 1
-    assert "--format must be md or csv" in result.output
+    assert "--format must be md, csv or table, not 'xlsx'" in result.output
 
 
 def test_model_label_falls_back_to_the_checkpoint_file_name():
@@ -223,3 +265,158 @@ def test_plus_minus_is_the_interval_where_a_record_has_one(tmp_path):
     assert "± is half the width of the run's 95% bootstrap interval" in text
     csv = to_csv(board)
     assert "clevr_count/top1/ci95_low,clevr_count/top1/ci95_high" in csv.splitlines()[0]
+
+
+# --- one metric per task, the paper's tables, 80 columns -----------------------------------
+
+
+def test_headline_is_the_first_metric_each_task_declares():
+    board = _board()
+    top = headline(board)
+    assert [c.key for c in top.columns] == [
+        "clevr_count/top1", "clevr_dist/top1", "depth_synth/rmse", "imagenet_kshot/top1_1shot"
+    ]  # fmt: skip
+    assert all(c.metric == get_task(c.task).metrics[0].name for c in top.columns)
+    assert top.rows.equals(board.rows)  # every row stays, with its values and spreads
+    assert top.values["depth_synth/rmse"].equals(board.values["depth_synth/rmse"])
+    assert top.stds["imagenet_kshot/top1_1shot"].equals(board.stds["imagenet_kshot/top1_1shot"])
+
+
+@pytest.mark.parametrize("results", DEMO_RESULTS, ids=lambda p: p.name)
+def test_the_demos_markdown_has_one_column_per_task(results):
+    board = leaderboard(results)
+    header = to_markdown(board).splitlines()[0].strip("| ").split(" | ")
+    assert header[:4] == list(IDENTITY)
+    assert [h.split()[0] for h in header[4:]] == board.tasks
+    every = to_markdown(board, metrics="all")  # then a table per task, every metric in it
+    for task in board.tasks:
+        assert f"### {task}: every metric" in every
+    depth = [c.header for c in board.columns if c.task == "depth_synth"]
+    assert len(depth) == 6 and "| " + " | ".join([*IDENTITY, *depth]) + " |" in every
+
+
+WIDE_OPTIONS = {
+    "default": [],
+    "reference": ["--reference", str(PAPER)],
+    "paper-all": ["--reference", str(PAPER), "--layout", "paper", "--metrics", "all"],
+}
+
+
+@pytest.mark.parametrize("options", WIDE_OPTIONS.values(), ids=list(WIDE_OPTIONS))
+@pytest.mark.parametrize("results", DEMO_RESULTS, ids=lambda p: p.name)
+def test_the_demos_leaderboard_fits_an_80_column_terminal(results, options):
+    args = ["leaderboard", "--results", str(results), "--format", "table", *options]
+    shown = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    if not options:  # the demo's own results: one table, one column per task
+        assert text.count("┏") == 1
+    board = leaderboard(results, PAPER if options else None)
+    for label in board.rows["model"]:
+        assert label in text or len(label) > 22, label  # a short name is never broken
+    top = headline(board)
+    for key in top.values:  # every value is there, whole
+        for value in top.values[key].dropna():
+            assert f" {format_value(value)} " in text, (key, value)
+
+
+def test_a_terminal_gets_the_table_drawn_to_its_width():
+    """Without --format or --out, a terminal gets the `table` format at its width."""
+    import pty
+    import subprocess
+    import sys
+
+    main, child = pty.openpty()
+    env = {**os.environ, "COLUMNS": "80"}
+    code = "from ijepa_eval.cli import main; main()"
+    args = [sys.executable, "-c", code, "leaderboard", "--results", str(DEMO_RESULTS[0])]
+    done = subprocess.run(args, stdout=child, stderr=child, env=env, timeout=120)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child's side is closed: all of it was read
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    text = out.decode()
+    assert done.returncode == 0, text
+    assert "┃ model" in text and "| model |" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_paper_layout_sets_our_rows_above_the_papers_and_in22k_models_apart(tmp_path):
+    shutil.copytree(FIXTURES / "runs", tmp_path / "runs")
+    tiny = tmp_path / "runs/clevr_count/20261122T155920Z-18e5cbca-302b33.json"
+    record = json.loads(tiny.read_text())
+    record["model"].update(spec="/w/IN22K-vit.h.14-900e.pth.tar", sha256="22" * 32)
+    (tiny.parent / "20261123T000000Z-22222222-in22k0.json").write_text(json.dumps(record))
+    board = leaderboard(tmp_path, PAPER)
+    shown = {s.title: s.board for s in sections(board, layout="paper")}
+    assert list(shown) == [
+        "Table 1: linear evaluation on ImageNet-1k",
+        "Table 2: ImageNet-1k with 1% of the labels",
+        "Table 3: linear-probe transfer, image classification",
+        "Table 4: linear-probe transfer, low-level tasks (Clevr)",
+        "Table 5: pretraining on ImageNet-1k or ImageNet-22k",
+        "Other tasks (not in the paper)",
+    ]
+
+    def rows(title: str) -> list[str]:
+        part = shown[title].rows
+        return [f"{m} {n}" + (" [ref]" if k == "reference" else "") for m, n, k in zip(
+            part["model"], part["network"], part["kind"], strict=True
+        )]  # fmt: skip
+
+    # ours right above the paper's row of the same model (by registry name, or file name)
+    assert rows("Table 5: pretraining on ImageNet-1k or ImageNet-22k") == [
+        "ijepa_vith14_in1k encoder",
+        "ijepa_vith14_in1k target_encoder",
+        "ijepa_vith14_in1k target_encoder [ref]",
+        "IN22K-vit.h.14-900e.pth.tar target_encoder",
+        "ijepa_vith14_in22k target_encoder [ref]",
+        "ijepa_vitg16_in22k target_encoder [ref]",
+    ]
+    assert rows("Table 4: linear-probe transfer, low-level tasks (Clevr)") == [
+        "ijepa_vith14_in1k encoder",
+        "ijepa_vith14_in1k target_encoder",
+        "ijepa_vith14_in1k target_encoder [ref]",
+        "tiny-vit-p8-32px.pth.tar target_encoder",  # a model the paper has not: after
+    ]  # no IN-22k model in Tables 3 and 4, as in the paper
+    assert [c.key for c in shown["Table 2: ImageNet-1k with 1% of the labels"].columns] == [
+        "imagenet_1pct_finetune/top1"
+    ]  # a table's tasks without results are left out, and tables without any
+    other = shown["Other tasks (not in the paper)"]
+    assert [c.key for c in other.columns] == ["depth_synth/rmse", "imagenet_kshot/top1_1shot"]
+    no_refs = [s.title for s in sections(leaderboard(FIXTURES), layout="paper")]
+    assert no_refs == [
+        "Table 4: linear-probe transfer, low-level tasks (Clevr)",
+        "Table 5: pretraining on ImageNet-1k or ImageNet-22k",
+        "Other tasks (not in the paper)",
+    ]
+
+
+def test_csv_holds_every_metric_whatever_metrics_says():
+    for metrics in ("headline", "all"):
+        assert render(_board(), "csv", metrics=metrics) == to_csv(_board())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--layout", "foo"], "--layout must be flat or paper, not 'foo'"),
+        (["--metrics", "some"], "--metrics must be headline or all, not 'some'"),
+        (["--layout", "paper", "--format", "csv"], "--layout paper arranges the md and table"),
+        (["--layout", "paper", "--out", "board.csv"], "csv is one flat table of every metric"),
+    ],
+)
+def test_a_wrong_table_option_is_one_line(tmp_path, args, message):
+    args = [a.replace("board.csv", str(tmp_path / "board.csv")) for a in args]
+    result = runner.invoke(app, ["leaderboard", "--results", str(FIXTURES), *args])
+    assert message in one_error_line(result)
+    assert not (tmp_path / "board.csv").exists()

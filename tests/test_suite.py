@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ijepa_eval.cli import app
 from ijepa_eval.data.synth import generate_classes, generate_clevr
+from ijepa_eval.errors import UserError
 from ijepa_eval.tasks.suite import load_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,3 +99,18 @@ def test_a_users_suite_from_the_include_path_and_skip_existing_for_tasks(roots, 
 def test_suite_mistakes_are_one_line(args, message, tmp_path):
     line = one_error_line(runner.invoke(app, ["run", *args, "--results", str(tmp_path)]))
     assert message in line
+
+
+def test_a_suite_lays_out_its_results_in_tables_that_place_every_task(tmp_path):
+    paper = load_suite("ijepa_paper")
+    placed = {task for table in paper.tables for task in table.tasks}
+    assert set(paper.tasks) <= placed and "imagenet_1pct" in placed  # beside the fine-tuning
+    table3, table5 = paper.tables[2], paper.tables[4]
+    assert table3.shows("ImageNet-1k") and table3.shows(None) and not table3.shows("ImageNet-22k")
+    assert table5.shows("ImageNet-22k") and table5.shows("ImageNet-1k") and not table5.shows(None)
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "odd.yaml").write_text(
+        "name: odd\ntasks: [linprobe, knn]\ntables: [{title: T, tasks: [linprobe]}]\n"
+    )
+    with pytest.raises(UserError, match="suite odd: task knn is in none of its tables"):
+        load_suite("odd", [tmp_path])

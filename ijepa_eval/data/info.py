@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ijepa_eval.data.base import SkippedSamplesWarning
 from ijepa_eval.data.load import DATASETS, available_splits, load_dataset
 from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import DataError
+from ijepa_eval.tables import Table
 
 #: Above this many classes the histogram is summarised (min / median / max per class).
 MAX_HISTOGRAM_ROWS = 30

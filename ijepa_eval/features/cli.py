@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ijepa_eval.cli_options import CacheDirOption
 from ijepa_eval.errors import UserError
+from ijepa_eval.tables import Col, fitted
 
 cache_app = typer.Typer(help="List, verify and remove cached features.", no_args_is_help=True)
 console = Console()
@@ -38,27 +38,31 @@ def ls(cache_dir: CacheDirOption = None) -> None:
 
     store = _store(cache_dir)
     entries = store.all_entries()
-    table = Table(title=f"feature cache: {store.root}", title_justify="left")
-    for column in ("key", "model", "data", "items", "blocks", "size", "created", "state"):
-        table.add_column(column, no_wrap=column in ("key", "created", "size"))
+    rows = []
     for e in entries:
         if isinstance(e, BrokenEntry):
-            table.add_row(e.short_key, *["?"] * 4, _size(e.size_bytes()), "?", e.problem)
+            rows.append([e.short_key, *["?"] * 4, _size(e.size_bytes()), "?", e.problem])
             continue
         fields = e.meta.get("key_fields", {})
         data = fields.get("dataset", {})
         missing = len(e.missing_shards())
         tokens = "" if e.spec.tokens == "none" else f" +{e.spec.tokens} tokens"
-        table.add_row(
-            e.short_key,
-            f"{fields.get('arch', '?')} {fields.get('network', '?')}",
-            f"{e.meta.get('made_from', {}).get('adapter', '?')}:{data.get('split', '?')}",
-            f"{e.num_items:,}",
-            ",".join(map(str, e.spec.layers)) + tokens,
-            _size(e.size_bytes()),
-            e.meta.get("created", "?")[5:16].replace("T", " "),
-            "done" if e.complete else f"{missing} left",
+        rows.append(
+            [
+                e.short_key,
+                f"{fields.get('arch', '?')} {fields.get('network', '?')}",
+                f"{e.meta.get('made_from', {}).get('adapter', '?')}:{data.get('split', '?')}",
+                f"{e.num_items:,}",
+                ",".join(map(str, e.spec.layers)) + tokens,
+                _size(e.size_bytes()),
+                e.meta.get("created", "?")[5:16].replace("T", " "),
+                "done" if e.complete else f"{missing} left",
+            ]
         )
+    columns = [Col("key"), Col("model", wrap=14), Col("data", wrap=12), Col("items", right=True)]
+    columns += [Col("blocks", wrap=11), Col("size", right=True), Col("created"), Col("state")]
+    title = f"feature cache: {store.root}"
+    table = fitted(columns, rows, console, title=title, under=[3, 6, 7])  # narrow: stacked
     console.print(table if entries else "the feature cache is empty")
 
 

@@ -7,13 +7,13 @@ missing, after naming each such metric.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from ijepa_eval.cli_options import (
     DataOptions,
@@ -26,6 +26,7 @@ from ijepa_eval.cli_options import (
     with_options,
 )
 from ijepa_eval.errors import UserError, collect_warnings, writing
+from ijepa_eval.tables import Col, fitted
 
 T = TypeVar("T")
 
@@ -45,8 +46,28 @@ def leaderboard(
     results: ResultsOpt = Path("results"),
     fmt: Annotated[
         Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
-        typer.Option("--format", help="md or csv (default: from --out's suffix, else md)."),
+        typer.Option(
+            "--format",
+            help="md, csv (every metric, flat) or table (drawn to fit the terminal). Default: "
+            "from --out's suffix (csv, else md); without --out, table on a terminal, else md.",
+        ),
     ] = None,
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics",
+            help="headline: one metric per task, the first it declares (top-1, RMSE for "
+            "depth); all: then a table of every metric per task.",
+        ),
+    ] = "headline",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="flat: one table of every task; paper: the I-JEPA paper's Tables 1-5 (reference "
+            "rows beside ours), then the other tasks.",
+        ),
+    ] = "flat",
     out: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="Write the table here (atomically) instead of stdout."),
@@ -62,21 +83,26 @@ def leaderboard(
         ),
     ] = None,
 ) -> None:
-    """Tabulate the newest run of each (model, task) as Markdown or CSV, optionally with charts."""
-    fmt = fmt or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
+    """Tabulate the newest run of each (model, task): Markdown, CSV or a terminal table."""
+    if fmt is None and out is None:
+        fmt = "table" if sys.stdout.isatty() else "md"
+    fmt = fmt or ("csv" if out.suffix.lower() == ".csv" else "md")
     from ijepa_eval.plots import plot_leaderboard
+    from ijepa_eval.results.layout import check_view
     from ijepa_eval.results.leaderboard import check_format, render, write_leaderboard
     from ijepa_eval.results.leaderboard import leaderboard as build_leaderboard
 
-    check_format(fmt)  # before reading anything
+    check_view(metrics, layout)  # before reading anything
+    check_format(fmt, layout)
     board = _with_warnings(lambda: build_leaderboard(results, reference))
+    view = {"metrics": metrics, "layout": layout, "width": console.width}
     if out is None:
-        typer.echo(render(board, fmt), nl=False)
+        typer.echo(render(board, fmt, **view), nl=False)
     else:
         try:
-            write_leaderboard(board, out, fmt)
+            write_leaderboard(board, out, fmt, **view)
         except UserError:  # a full disk: the table is not lost, it goes to stdout instead
-            typer.echo(render(board, fmt), nl=False)
+            typer.echo(render(board, fmt, **view), nl=False)
             raise
         err_console.print(
             f"wrote {fmt} leaderboard to [bold]{escape(str(out))}[/]", highlight=False
@@ -122,24 +148,25 @@ def check(
             baseline, results, tolerance=tolerance, statistical=statistical, alpha=alpha
         )
     )
-    table = Table(title=escape(f"check against {baseline}"), title_justify="left")
-    names = ["task", "metric", "baseline", "now", "delta", "tolerance"]
-    names += ["p", "status"] if statistical else ["status"]
-    for name in names:
-        table.add_column(name, justify="left" if name in ("task", "metric", "status") else "right")
-    for c in report.comparisons:
-        tested = [] if not statistical else ["—" if c.p_value is None else format_p(c.p_value)]
-        table.add_row(
+    columns = [Col("task", wrap=11), Col("metric", wrap=12)]
+    columns += [Col(name, right=True) for name in ("baseline", "now", "delta")]
+    columns += [Col("tolerance", right=True, wrap=9)]
+    columns += [Col("p", right=True, wrap=5), Col("status")] if statistical else [Col("status")]
+    rows = (
+        [
             escape(c.task),
             escape(f"{c.metric} {'↑' if c.higher_is_better else '↓'}"),
             c.show(c.baseline),
             c.show(c.now),
             c.show(c.delta, signed=True),
             c.tolerance_text,
-            *tested,
+            *([] if not statistical else ["—" if c.p_value is None else format_p(c.p_value)]),
             f"[{STATUS_STYLE[c.status]}]{c.status.upper()}[/]",
-        )
-    console.print(table)
+        ]
+        for c in report.comparisons
+    )
+    title = escape(f"check against {baseline}")
+    console.print(fitted(columns, rows, console, title=title, under=[1]))
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     if report.passed:
@@ -232,25 +259,29 @@ def _print_pair(report) -> None:
     from ijepa_eval.results.check import format_p
 
     console.print(f"A: {escape(report.a)}\nB: {escape(report.b)}", highlight=False)
-    table = Table(title="B − A on the same test items", title_justify="left")
-    for name in ("task", "metric", "A", "B", "B − A", "95% CI", "p", "test", "verdict"):
-        left = name in ("task", "metric", "test", "verdict")
-        table.add_column(name, justify="left" if left else "right")
+    columns = [Col("task", wrap=12), Col("metric", wrap=12)]
+    columns += [Col(name, right=True) for name in ("A", "B", "B − A")]
+    columns += [Col("95% CI", right=True, wrap=7), Col("p", right=True, wrap=5)]
+    columns += [Col("test"), Col("verdict", wrap=11)]
+    rows = []
     for r in report.rows:
         p = r.paired
         digits = 2 if abs(p.a) >= 1 else 3
         f = lambda v, sign="", digits=digits: f"{v:{sign}.{digits}f}"  # noqa: E731
-        table.add_row(
-            escape(r.task),
-            escape(f"{r.metric} {'↑' if r.higher_is_better else '↓'}"),
-            f(p.a),
-            f(p.b),
-            f(p.difference, "+"),
-            f"[{f(p.low, '+')}, {f(p.high, '+')}]",
-            format_p(p.p_value).removeprefix("p = ").removeprefix("p "),
-            p.test,
-            r.verdict,
+        rows.append(
+            [
+                escape(r.task),
+                escape(f"{r.metric} {'↑' if r.higher_is_better else '↓'}"),
+                f(p.a),
+                f(p.b),
+                f(p.difference, "+"),
+                f"[{f(p.low, '+')}, {f(p.high, '+')}]",
+                format_p(p.p_value).removeprefix("p = ").removeprefix("p "),
+                p.test,
+                r.verdict,
+            ]
         )
+    table = fitted(columns, rows, console, title="B − A on the same test items", under=[1, 5, 7])
     console.print(table)
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
@@ -285,13 +316,11 @@ def _print_matrix(sources: list[str], reports) -> None:
         for note in report.notes:
             console.print(f"[dim]note: {escape(note)}[/]", highlight=False, soft_wrap=True)
     for (task, metric), got in cells.items():
-        table = Table(title=escape(f"{task} {metric}: column − row"), title_justify="left")
-        table.add_column("")
-        for j in range(1, len(sources)):
-            table.add_column(f"[{j + 1}]", justify="right")
-        for i in range(len(sources) - 1):
-            table.add_row(f"[{i + 1}]", *(got.get((i, j), "") for j in range(1, len(sources))))
-        console.print(table)
+        later = range(1, len(sources))
+        columns = [Col(""), *(Col(f"[{j + 1}]", right=True, wrap=8) for j in later)]
+        rows = ([f"[{i + 1}]", *(got.get((i, j), "") for j in later)] for i in range(len(later)))
+        title = escape(f"{task} {metric}: column − row")
+        console.print(fitted(columns, rows, console, title=title))
     console.print(f"* significant at {reports[0].alpha:g}", highlight=False)
 
 

@@ -14,7 +14,13 @@ Rules (docs/results-and-ci.md repeats them, and the Markdown prints them under t
   ``value ± half its width``; else one with a spread over seeds (``metrics_std``) as
   ``mean ± std``; a note under the Markdown table says which is which. Markdown shows two
   decimals (three below 1, e.g. an RMSE in metres), CSV four, with ``task/metric/std`` and
-  ``task/metric/ci95_low``, ``task/metric/ci95_high`` columns where any row has them.
+  ``task/metric/ci95_low``, ``task/metric/ci95_high`` columns where any row has them;
+- a task's **headline metric** is the first metric it declares, which is the first its records
+  list (top-1 for classification, RMSE for depth, 1-shot top-1 for k-shot): `headline` keeps
+  that column alone, as the paper's tables do. The Markdown and terminal tables show headline
+  metrics by default (``metrics="all"`` adds a table of every metric per task) and can follow
+  the paper's Tables 1-5 (``layout="paper"``, `ijepa_eval.results.layout`); CSV, for programs,
+  always holds every metric in one flat table.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -32,8 +39,11 @@ from ijepa_eval.results.load import load_records, newest
 from ijepa_eval.results.reference import ReferenceRow, load_references
 from ijepa_eval.tasks.record import ModelId, RunRecord
 
+if TYPE_CHECKING:
+    from ijepa_eval.results.layout import Section
+
 IDENTITY = ("model", "network", "px", "sha256")
-FORMATS = ("md", "csv")
+FORMATS = ("md", "csv", "table")
 RULES = (
     "One row per model (checkpoint sha256, network, resolution); the newest run of each "
     "(model, task) is shown, by its `created` time. ↑ higher is better, ↓ lower is better; "
@@ -43,6 +53,10 @@ SPREAD_NOTE = (
     "± is half the width of the run's 95% bootstrap interval over its test items (seeded, 1,000 "
     "resamples) where the record has one, else the std over seeds (k-shot draws); it is the "
     "test set's sampling noise: whether two runs differ is `ijepa-eval compare`'s question."
+)
+HEADLINE_NOTE = (
+    "One column per task: its headline metric, the first the task declares (top-1 for "
+    "classification, RMSE for depth); `--metrics all` adds a table of every metric per task."
 )
 REFERENCE_NOTE = (
     "Reference rows are copied from publications, not reproduced by ijepa-eval; the protocols "
@@ -79,6 +93,25 @@ class Leaderboard:
     @property
     def tasks(self) -> list[str]:
         return list(dict.fromkeys(c.task for c in self.columns))
+
+    def select(self, columns: Iterable[Column], rows: Iterable[int] | None = None) -> Leaderboard:
+        """The same table cut down to ``columns`` and ``rows`` (row labels), in the order given:
+        a row keeps its label, so it is the same row (and reference) in every cut."""
+        columns = tuple(columns)
+        keys = [c.key for c in columns]
+        index = list(self.rows.index if rows is None else rows)
+
+        def cut(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            return None if frame is None else frame.loc[index, keys]
+
+        return Leaderboard(
+            self.rows.loc[index], cut(self.values), cut(self.stds), columns,
+            cut(self.lows), cut(self.highs),
+        )  # fmt: skip
+
+    def filled(self) -> Leaderboard:
+        """Only the rows that have a value in some column."""
+        return self.select(self.columns, self.values.index[self.values.notna().any(axis=1)])
 
 
 def leaderboard(
@@ -177,31 +210,74 @@ def _columns(records: Iterable[RunRecord], references: Sequence[ReferenceRow]) -
     return [Column(t, m, hib) for t in tasks for (task, m), hib in found.items() if task == t]
 
 
+def headline(board: Leaderboard) -> Leaderboard:
+    """One column per task, its headline metric: the first metric the task declares, which is
+    the first its records list. The paper reports one number per task (top-1, or RMSE for
+    depth), and so do the default tables, the charts and the HTML report's headline table."""
+    first: dict[str, Column] = {}
+    for column in board.columns:
+        first.setdefault(column.task, column)
+    return board.select(first.values())
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 
-def to_markdown(board: Leaderboard) -> str:
-    """A GitHub Markdown table with ↑/↓ headers, then the rules and the reference sources."""
+def to_markdown(board: Leaderboard, *, metrics: str = "headline", layout: str = "flat") -> str:
+    """GitHub Markdown: the tables `sections` makes (a ``### title`` over each one that has a
+    title), one column per task with ↑/↓ headers, then the rules and the reference sources."""
+    from ijepa_eval.results.layout import sections
+
+    shown = sections(board, metrics, layout)
+    refs = reference_numbers(board)
+    lines = []
+    for section in shown:
+        lines += [f"### {section.title}", ""] if section.title else []
+        lines += [*_md_table(section.board, refs), ""]
+    return "\n".join(lines) + "\n" + "\n\n".join(notes(board, shown, metrics)) + "\n"
+
+
+def _md_table(board: Leaderboard, refs: dict[int, int]) -> list[str]:
     header = [*IDENTITY, *(c.header for c in board.columns)]
     align = [":--", ":--", "--:", ":--", *("--:" for _ in board.columns)]
     lines = [_md_row(header), _md_row(align)]
-    sources = []
     for i, row in board.rows.iterrows():
-        name = row["model"]
-        if row["kind"] == "reference":
-            sources.append(row["source"])
-            name = f"{name} [ref {len(sources)}]"
         cells = [
             format_value(board.values.at[i, c.key], spread(board, i, c.key)) for c in board.columns
         ]
-        lines.append(_md_row([name, row["network"], row["px"], row["sha256"], *cells]))
-    lines += ["", RULES]
-    if any(not pd.isna(spread(board, i, c.key)) for i in board.rows.index for c in board.columns):
-        lines += ["", SPREAD_NOTE]
-    if sources:
-        lines += ["", REFERENCE_NOTE, ""]
-        lines += [f"- [ref {n}] {text}" for n, text in enumerate(sources, 1)]
-    return "\n".join(lines) + "\n"
+        lines.append(_md_row([row_name(board, i, refs), *row[list(IDENTITY[1:])], *cells]))
+    return lines
+
+
+def reference_numbers(board: Leaderboard) -> dict[int, int]:
+    """Row label → n of ``[ref n]``, the reference rows numbered in the board's order, so a row
+    has the same number in every table it is in."""
+    labels = board.rows.index[board.rows["kind"] == "reference"]
+    return {label: n for n, label in enumerate(labels, 1)}
+
+
+def row_name(board: Leaderboard, row: int, refs: dict[int, int]) -> str:
+    """The model's name, ``[ref n]`` after it on a reference row."""
+    name = board.rows.at[row, "model"]
+    return f"{name} [ref {refs[row]}]" if row in refs else name
+
+
+def notes(board: Leaderboard, shown: Sequence[Section], metrics: str) -> list[str]:
+    """The paragraphs under the tables: the rules, what one column per task means, what ±
+    means (where a shown value has one), and the source of each reference row."""
+    paragraphs = [RULES] + ([HEADLINE_NOTE] if metrics == "headline" else [])
+    if any(
+        not pd.isna(spread(s.board, i, c.key))
+        for s in shown
+        for i in s.board.rows.index
+        for c in s.board.columns
+    ):
+        paragraphs.append(SPREAD_NOTE)
+    refs = reference_numbers(board)
+    if refs:
+        cited = [f"- [ref {n}] {board.rows.at[i, 'source']}" for i, n in refs.items()]
+        paragraphs += [REFERENCE_NOTE, "\n".join(cited)]
+    return paragraphs
 
 
 def to_csv(board: Leaderboard) -> str:
@@ -217,26 +293,55 @@ def to_csv(board: Leaderboard) -> str:
     return table.to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
-def write_leaderboard(board: Leaderboard, dest: str | os.PathLike[str], fmt: str = "md") -> Path:
-    """Render ``board`` as ``md`` or ``csv`` and write it atomically to ``dest``.
+def write_leaderboard(
+    board: Leaderboard,
+    dest: str | os.PathLike[str],
+    fmt: str = "md",
+    *,
+    metrics: str = "headline",
+    layout: str = "flat",
+    width: int = 80,
+) -> Path:
+    """Render ``board`` (`render`) and write it atomically to ``dest``.
 
     A write the system refuses (a full disk, ``dest`` a folder) is one `UserError`; whatever
     ``dest`` held before is left as it was.
     """
-    text = render(board, fmt)
+    text = render(board, fmt, metrics=metrics, layout=layout, width=width)
     with writing(f"the {fmt} leaderboard", dest):
         atomic.write_bytes(dest, text.encode("utf-8"))
     return Path(dest)
 
 
-def render(board: Leaderboard, fmt: str) -> str:
-    check_format(fmt)
-    return to_markdown(board) if fmt == "md" else to_csv(board)
+def render(
+    board: Leaderboard,
+    fmt: str,
+    *,
+    metrics: str = "headline",
+    layout: str = "flat",
+    width: int = 80,
+) -> str:
+    """``md`` (`to_markdown`), ``table`` (`to_text`, for a terminal ``width`` wide) or ``csv``
+    (`to_csv`: every metric in one flat table, whatever ``metrics`` says; no ``layout``)."""
+    check_format(fmt, layout)
+    if fmt == "csv":
+        return to_csv(board)
+    if fmt == "table":
+        from ijepa_eval.results.terminal import to_text
+
+        return to_text(board, metrics=metrics, layout=layout, width=width)
+    return to_markdown(board, metrics=metrics, layout=layout)
 
 
-def check_format(fmt: str) -> None:
+def check_format(fmt: str, layout: str = "flat") -> None:
+    """One line for a format that does not exist, or a layout CSV cannot have."""
     if fmt not in FORMATS:
-        raise UserError(f"--format must be md or csv, not {fmt!r}")
+        raise UserError(f"--format must be md, csv or table, not {fmt!r}")
+    if fmt == "csv" and layout != "flat":
+        raise UserError(
+            f"--layout {layout} arranges the md and table formats; csv is one flat table of "
+            "every metric"
+        )
 
 
 def spread(board: Leaderboard, row: int, key: str) -> float:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
 
 from ijepa_eval.cli_options import (
     CheckpointOptions,
@@ -25,6 +24,7 @@ from ijepa_eval.cli_options import (
     with_options,
 )
 from ijepa_eval.errors import UserError
+from ijepa_eval.tables import Table
 
 
 def run_tasks(
@@ -104,7 +104,7 @@ def _prepare(names: list[str], data: DataOptions, evaluation: EvalOptions, **req
 
 def _print_result(result) -> None:
     record = result.record
-    table = Table(title=f"{record.task} (v{record.task_version})", title_justify="left")
+    table = Table(title=f"{record.task} (v{record.task_version})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="right")
@@ -151,12 +151,17 @@ def tasks(evaluation: EvalOptions) -> None:
     """List the available tasks with their descriptions."""
     from ijepa_eval.tasks import all_tasks
 
-    table = Table(title="tasks", title_justify="left")
-    for column in ("name", "probe", "data", "description"):
-        table.add_column(column, no_wrap=column == "name")
-    for spec in all_tasks(evaluation.include_path or ()):
-        data = spec.dataset.adapter or "any classification"
-        table.add_row(spec.name, spec.probe.type, data, spec.description)
+    rows = [
+        (s.name, s.probe.type, s.dataset.adapter or "any classification", s.description)
+        for s in all_tasks(evaluation.include_path or ())
+    ]
+    table = Table(title="tasks")
+    for n, column in enumerate(("name", "probe", "data", "description")):
+        # names and probes keep their width; a narrow terminal wraps data and descriptions
+        width = max(len(column), *(len(row[n]) for row in rows)) if n < 2 else None
+        table.add_column(column, width=width)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -452,7 +457,7 @@ def curve_command(
         out=out,
         on_checkpoint=progress,
     )
-    table = Table(title=f"metrics by {result.x}", title_justify="left")
+    table = Table(title=f"metrics by {result.x}")
     shown = [c for c in result.table.columns if c not in ("checkpoint", "sha256")]
     shown = [c for c in shown if not c.endswith((".near_constant_dims", ".mean_norm"))]
     for column in shown:

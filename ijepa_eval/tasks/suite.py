@@ -11,6 +11,10 @@ A suite is a YAML file (``name``, ``description``, ``tasks``); the bundled ones 
    checkpoint (sha256 and network), task version and settings (``skip_existing``, on by
    default for suites), so a rerun after a crash or with a dataset added does only what is
    left. A record is written last and atomically, so one that exists is finished.
+
+A suite may also say how its results are laid out (``tables``: a title and the tasks of each
+table, optionally only the models pretrained, or not, on given data), which the leaderboard's
+``--layout paper`` follows. Reading a suite imports no torch, so the leaderboard stays quick.
 """
 
 from __future__ import annotations
@@ -21,19 +25,39 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError
 from ijepa_eval.paths import find_preset
 from ijepa_eval.schema import build, unknown_key
 from ijepa_eval.settings import data_root, env_name
-from ijepa_eval.tasks.pipeline import Job, prepare_tasks, task_encoder
 from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.spec import TaskSpec
 from ijepa_eval.yaml_file import read_yaml
 
+if TYPE_CHECKING:
+    from ijepa_eval.tasks.pipeline import Job
+
 FOLDER = "tasks/suites"
+
+
+@dataclass(frozen=True)
+class SuiteTable:
+    """One table of a suite's results: its title, its tasks (one column each, in this order),
+    and which models' rows it shows: only those pretrained on ``pretrained_on``, or all but
+    those pretrained on ``not_pretrained_on`` (the pretraining data the checkpoint registry
+    names; a model it does not know counts as pretrained on neither)."""
+
+    title: str
+    tasks: tuple[str, ...]
+    pretrained_on: tuple[str, ...] = ()
+    not_pretrained_on: tuple[str, ...] = ()
+
+    def shows(self, pretrain_data: str | None) -> bool:
+        """Whether a model pretrained on ``pretrain_data`` (None: unknown) has a row here."""
+        if self.pretrained_on and pretrain_data not in self.pretrained_on:
+            return False
+        return pretrain_data is None or pretrain_data not in self.not_pretrained_on
 
 
 @dataclass(frozen=True)
@@ -41,11 +65,16 @@ class SuiteSpec:
     name: str
     tasks: tuple[str, ...]
     description: str = ""
+    tables: tuple[SuiteTable, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
         if not self.tasks:
             raise UserError(f"suite {self.name} lists no tasks")
+        placed = {task for table in self.tables for task in table.tasks}
+        unplaced = [task for task in self.tasks if self.tables and task not in placed]
+        if unplaced:
+            raise UserError(f"suite {self.name}: task {unplaced[0]} is in none of its tables")
 
 
 @dataclass
@@ -75,6 +104,8 @@ def load_suite(source: str, include_paths: Iterable[str | os.PathLike[str]] = ()
 
 def missing_data(spec: TaskSpec) -> str | None:
     """Why the task's configured dataset (and subset file) cannot be used, or None."""
+    from ijepa_eval.data.spec import parse_spec
+
     key = spec.dataset.root_key
     if key is None:
         return "it names no configured dataset location; run it with --tasks and --data"
@@ -106,6 +137,8 @@ def plan_suite(
     """Every task checked (its parameters as `prepare_tasks` checks them), those without
     their data set aside. A fine-tuning task gets its checkpoint folder under the results
     folder unless ``params`` name one (``<results>/finetune/<task>``, then the model's sha)."""
+    from ijepa_eval.tasks.pipeline import prepare_tasks
+
     specs = [get_task(name, include_paths) for name in suite.tasks]
     missing = {s.name: why for s in specs if (why := missing_data(s)) is not None}
     present = [s for s in specs if s.name not in missing]
@@ -133,6 +166,7 @@ def finished_record(job: Job, encoder: Any, results_dir: str | os.PathLike[str])
     """A record under ``results_dir`` of this job already run: same checkpoint (sha256,
     network), task version, task settings, probe parameters, probe seeds, data location and
     preprocessing. Unreadable records are not finished runs."""
+    from ijepa_eval.tasks.pipeline import task_encoder
     from ijepa_eval.tasks.record import RunRecord
 
     info = task_encoder(encoder, job.preprocess).info
