@@ -170,6 +170,44 @@ def check(
     raise typer.Exit(1)
 
 
+def report(
+    results: ResultsOpt = Path("results"),
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Write the HTML report here (one self-contained file)."),
+    ] = None,
+    reference: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--reference", help="Published numbers as extra headline rows (YAML)."),
+    ] = None,
+    curves: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option(
+            "--curves",
+            help="A pretraining or fine-tuning run folder (log.csv) or a curve output "
+            "(curve.csv) to draw; repeatable.",
+        ),
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="The page's title.")] = "ijepa-eval report",
+) -> None:
+    """An HTML report of the results (tables, grids, confusion, depth, sweeps, curves,
+    provenance)."""
+    if out is None:
+        raise UserError("report needs --out report.html")
+    if out is not None:
+        from ijepa_eval.results.report import write_report
+
+        written = _with_warnings(
+            lambda: write_report(
+                results, out, reference=reference, curves=curves or (), title=title
+            )
+        )
+        size = written.stat().st_size / 1e6
+        err_console.print(
+            f"wrote report [bold]{escape(str(written))}[/] ({size:.1f} MB)", highlight=False
+        )
+
+
 @with_options
 def compare(
     sources: Annotated[
