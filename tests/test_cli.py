@@ -102,7 +102,7 @@ def _heavy_modules_after(argv: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
     # `import torch` alone costs seconds and ~0.5 GB: --help, listing tasks and models,
-    # leaderboards and CI checks must not pay it, nor matplotlib's start-up
+    # leaderboards, CI checks and model cards must not pay it, nor matplotlib's start-up
     # (the package exports resolve lazily)
     baseline = str(Path(__file__).parents[1] / "results" / "baseline")
     for argv in (
@@ -111,6 +111,7 @@ def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
         ["models"],
         ["leaderboard", "--results", baseline, "--out", str(tmp_path / "board.md")],
         ["check", "--baseline", baseline, "--results", baseline],
+        ["report", "--results", baseline, "--model-card", str(tmp_path / "README.md")],
     ):
         assert _heavy_modules_after(argv) == [], argv
     # the HTML report draws with matplotlib, and needs nothing else heavy

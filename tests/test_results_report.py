@@ -218,7 +218,7 @@ def test_report_command_and_its_mistakes(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "wrote report" in ok.stderr and out.read_text().startswith("<!DOCTYPE html>")
     for args, message in (
-        ([], "report needs --out report.html"),
+        ([], "report needs --out report.html, --model-card README.md, or both"),
         (["--out", str(tmp_path)], f"could not write the report to {tmp_path}"),
         (["--out", str(out), "--curves", "nowhere"], "--curves nowhere: no such file"),
         (["--out", str(out), "--curves", str(tmp_path)], "no log.csv (pretrain, finetune)"),

@@ -18,6 +18,7 @@ __all__ = lazy_exports(
         "ijepa_eval.tasks.record": ("RunRecord",),
         "ijepa_eval.plots": ("plot_leaderboard",),
         "ijepa_eval.results.report": ("render_report", "write_report"),
+        "ijepa_eval.results.model_card": ("write_model_card",),
         "ijepa_eval.results.reference": ("ReferenceRow", "load_references"),
     },
 )
