@@ -150,6 +150,18 @@ def test_confusion_matrix_from_the_saved_predictions():
     assert confusion(_baseline("depth_synth")) is None
 
 
+def test_a_lost_file_is_said_not_drawn(tmp_path):
+    shutil.copytree(BASELINE / "runs" / "depth_synth", tmp_path / "runs" / "depth_synth")
+    (preds,) = (tmp_path / "runs" / "depth_synth").glob("*.preds.npz")
+    record = RunRecord.read(next((tmp_path / "runs" / "depth_synth").glob("*.json")))
+    record.examples = {"file": preds.name.replace(".preds.", ".examples."), "index": [0]}
+    record.path.unlink()
+    record.write(tmp_path)  # as a depth run now records it, but its examples file is gone
+    page = render_report(tmp_path)
+    assert f"the depth examples file {record.examples['file']} is not beside it" in page
+    assert "<img " in page and 'src="data:image/png' not in page  # the grid only
+
+
 def test_provenance_names_what_the_run_depended_on():
     rows = dict(provenance(_baseline("linprobe")))
     assert rows["sha256"].startswith("8d77ac1f1fec072e")

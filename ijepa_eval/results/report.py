@@ -37,7 +37,13 @@ import pandas as pd
 from ijepa_eval import __version__, atomic
 from ijepa_eval.errors import UserError, writing
 from ijepa_eval.results import figures, stats
-from ijepa_eval.results.leaderboard import Leaderboard, build_leaderboard, format_value, spread
+from ijepa_eval.results.leaderboard import (
+    Column,
+    Leaderboard,
+    build_leaderboard,
+    format_value,
+    spread,
+)
 from ijepa_eval.results.load import load_records, newest
 from ijepa_eval.results.reference import ReferenceRow, load_references
 from ijepa_eval.tasks.record import RunRecord
@@ -51,7 +57,7 @@ def headline(records: Iterable[RunRecord], references: Sequence[ReferenceRow] = 
     Stands in for the leaderboard's own headline selection (issue 18) until that lands.
     """
     board = build_leaderboard(records, references)
-    first: dict[str, Any] = {}
+    first: dict[str, Column] = {}
     for column in board.columns:
         first.setdefault(column.task, column)
     keys = [c.key for c in first.values()]
@@ -104,9 +110,7 @@ def render_report(
     )
     swept = [r for r in records if r.sweep]
     tasks = list(dict.fromkeys(r.task for r in runs))
-    body = []
-    if runs or references:
-        body.append(_headline_section(headline(runs, references)))
+    body = [_headline_section(headline(runs, references))] if runs else []
     for task in tasks:
         body.append(_task_section(task, [r for r in runs if r.task == task]))
     if swept:
@@ -392,7 +396,7 @@ def _confusion_piece(record: RunRecord, missing: list[str]) -> tuple[figures.Dra
                 "per-item predictions (the record predates them), so no confusion matrix"
             )
         return None
-    if _arrays(record, record.predictions) is None:
+    if _file(record, record.predictions) is None:
         missing.append(f"the predictions file {record.predictions.get('file')} is not beside it")
         return None
     found = confusion(record)
@@ -450,12 +454,18 @@ def _is_depth(record: RunRecord) -> bool:
     return probe.get("type") == "depth" or record.examples is not None
 
 
-def _arrays(record: RunRecord, entry: dict[str, Any] | None) -> dict[str, np.ndarray] | None:
-    """The ``.npz`` an entry of the record names (predictions, examples), if it is there."""
+def _file(record: RunRecord, entry: dict[str, Any] | None) -> Path | None:
+    """The file an entry of the record names (predictions, examples), if it is beside it."""
     if entry is None or record.path is None or not entry.get("file"):
         return None
     path = record.path.with_name(entry["file"])
-    if not path.is_file():
+    return path if path.is_file() else None
+
+
+def _arrays(record: RunRecord, entry: dict[str, Any] | None) -> dict[str, np.ndarray] | None:
+    """The arrays of the ``.npz`` an entry of the record names, if it is there."""
+    path = _file(record, entry)
+    if path is None:
         return None
     with np.load(path) as found:
         return {k: found[k] for k in found.files}
