@@ -88,7 +88,8 @@ def _heavy_modules_after(argv: list[str]) -> list[str]:
         "    app(sys.argv[1:], standalone_mode=False)\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('torch', 'timm', 'torchvision', 'transformers', 'sklearn', 'datasets')\n"
+        "heavy = ('torch', 'timm', 'torchvision', 'transformers', 'sklearn', 'datasets',\n"
+        "         'matplotlib')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -101,7 +102,8 @@ def _heavy_modules_after(argv: list[str]) -> list[str]:
 @pytest.mark.slow
 def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
     # `import torch` alone costs seconds and ~0.5 GB: --help, listing tasks and models,
-    # leaderboards and CI checks must not pay it (the package exports resolve lazily)
+    # leaderboards, CI checks and model cards must not pay it, nor matplotlib's start-up
+    # (the package exports resolve lazily)
     baseline = str(Path(__file__).parents[1] / "results" / "baseline")
     reference = str(Path(__file__).parents[1] / "results" / "reference")
     for argv in (
@@ -112,8 +114,12 @@ def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
         ["leaderboard", "--results", baseline, "--reference", reference, "--layout", "paper",
          "--format", "table", "--out", str(tmp_path / "board.txt")],
         ["check", "--baseline", baseline, "--results", baseline],
+        ["report", "--results", baseline, "--model-card", str(tmp_path / "README.md")],
     ):  # fmt: skip
         assert _heavy_modules_after(argv) == [], argv
+    # the HTML report draws with matplotlib, and needs nothing else heavy
+    report = ["report", "--results", baseline, "--out", str(tmp_path / "report.html")]
+    assert _heavy_modules_after(report) == ["matplotlib"]
 
 
 def test_lazy_package_exports_resolve_and_list():

@@ -210,6 +210,24 @@ def test_depth_synth_task_end_to_end(tmp_path, official_ckpt):
     assert record["splits"] == {"fit": 36, "select": 4, "test": 12}
     assert record["features"]["entries"][0]["cache_hit"] is False
     assert (result.path.parent / record["head_weights"]).is_file()
+    # a few test images with their ground truth and prediction, for `ijepa-eval report`
+    examples = record["examples"]
+    assert examples["split"] == "val" and examples["index"] == [0, 4, 7, 11]
+    shown = np.load(result.path.parent / examples["file"])
+    scores = np.load(result.path.parent / record["predictions"]["file"])
+    assert sorted(shown.files) == examples["arrays"]
+    val = ie.load_dataset("depth_folder", root / "depth", "val")
+    for n, row in enumerate(examples["index"]):
+        truth = val.load_target(val.items[row])
+        assert shown[f"{n}/image"].shape == (32, 32, 3) and shown[f"{n}/image"].dtype == np.uint8
+        assert np.array_equal(shown[f"{n}/image"], np.asarray(val.load_image(val.items[row])))
+        target, pred = shown[f"{n}/target"], shown[f"{n}/prediction"]
+        assert target.shape == pred.shape == truth.shape and np.isfinite(pred).all()
+        scored = (truth > 1e-3) & (truth <= 60.0)
+        assert np.array_equal(np.isnan(target), ~scored)
+        assert np.allclose(target[scored], truth[scored], rtol=1e-3)  # float16
+        rmse = np.sqrt(np.nanmean((pred.astype(float) - target.astype(float)) ** 2))
+        assert rmse == pytest.approx(scores["rmse"][row], rel=1e-2)  # the map that was scored
     again = evaluate(
         "depth_synth",
         ckpt=official_ckpt,

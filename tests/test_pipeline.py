@@ -158,6 +158,8 @@ def test_per_item_predictions_beside_the_record(classes, tmp_path, official_ckpt
     assert preds["target"].tolist() == test.targets
     digest = hashlib.sha256("\n".join(test.ids()).encode()).hexdigest()
     assert record.predictions["item_ids_sha256"] == digest
+    assert record.predictions["classes"] == test.classes  # what the target indices name
+    assert record.examples is None and not list(tmp_path.rglob("*.examples.npz"))  # depth only
     again = RunRecord.read(result.path)
     assert again.predictions == record.predictions and again.run_id == record.run_id
 

@@ -121,7 +121,11 @@ class ProbeResult:
     for depth; a probe that reports several variants prefixes their names (``k10/top5``).
     ``artifacts`` are tensors saved beside the record (the trained head's weights); ``record``
     holds sections added to the run record as they are (fine-tuning's ``finetune``: the resolved
-    recipe, the world size, where the fine-tuned weights went).
+    recipe, the world size, where the fine-tuned weights went). ``examples`` shows a few test
+    items (the depth probe's maps): ``index`` (their rows in the reported split) and per item
+    ``<n>/<name>`` arrays; the pipeline adds each one's input image (``<n>/image``) and saves
+    them beside the record for ``ijepa-eval report`` (never scored, so never needed to trust
+    a number).
     """
 
     metrics: dict[str, float]
@@ -135,6 +139,10 @@ class ProbeResult:
     splits: dict[str, int] = field(default_factory=dict)
     seeds: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+EXAMPLE_SIDE = 320  # examples' images and maps are kept at most this many pixels on a side
 
 
 class Probe:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ijepa_eval.probes.base import Probe, ProbeInputs, ProbeResult
+from ijepa_eval.probes.base import EXAMPLE_SIDE, Probe, ProbeInputs, ProbeResult
 from ijepa_eval.probes.common import (
     ProbeError,
     is_finite,
@@ -146,6 +146,7 @@ class DepthProbeResult:
     test: dict[str, float]
     baseline: dict[str, float]  # the training set's mean depth map, scored the same way
     test_per_image: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    examples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # `depth_examples`
 
 
 def valid_mask(depth: Tensor, config: DepthConfig) -> Tensor:
@@ -224,7 +225,31 @@ def depth_probe(
         test={name: float(np.mean(values)) for name, values in per_image.items()},
         baseline=baseline,
         test_per_image=per_image,
+        examples=depth_examples(_on(head, dev), test_tokens, test_depth, config),
     )
+
+
+EXAMPLES = 4  # test images whose maps the record keeps, for the report to show
+
+
+@torch.no_grad()
+def depth_examples(
+    predict, tokens: Any, depth: Any, config: DepthConfig, count: int = EXAMPLES
+) -> dict[str, np.ndarray]:
+    """``count`` test images spread evenly over the split: ``index`` (their rows), and per image
+    ``<n>/target`` (unscored pixels NaN) and ``<n>/prediction``, as scored, every s-th pixel so
+    that the long side is at most `EXAMPLE_SIDE` (float16: a few hundred KB for NYU's maps)."""
+    rows = np.unique(np.linspace(0, len(depth) - 1, min(count, len(depth))).round().astype(int))
+    x = _rows(tokens, rows)
+    out = {"index": rows.astype(np.int64)}
+    for positions, maps in _same_size(depth[rows]):
+        pred = predict(x[positions], tuple(maps.shape[-2:]))
+        target = torch.where(scored_mask(maps, config), maps, torch.nan)
+        step = math.ceil(max(maps.shape[-2:]) / EXAMPLE_SIDE)
+        for n, p, t in zip(positions, pred, target, strict=True):
+            out[f"{n}/target"] = t[::step, ::step].half().numpy()
+            out[f"{n}/prediction"] = p[::step, ::step].half().numpy()
+    return out
 
 
 def _train(
@@ -355,6 +380,7 @@ class DepthProbe(Probe):
             grid=result.rows,
             baselines={"train_mean_depth_map": result.baseline},
             predictions={k: np.asarray(v, np.float32) for k, v in result.test_per_image.items()},
+            examples=result.examples,
             artifacts=result.head.state_dict(),
             splits={"fit": len(fit), "select": len(select), "test": len(test)},
             seeds={"probe": config.seed},

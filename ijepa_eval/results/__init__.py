@@ -1,4 +1,4 @@
-"""Results: read run records back into leaderboards, charts and CI regression checks."""
+"""Results: read run records back into leaderboards, charts, CI regression checks and reports."""
 
 from ijepa_eval.lazy import lazy_exports
 
@@ -20,6 +20,8 @@ __all__ = lazy_exports(
         "ijepa_eval.results.terminal": ("to_text",),
         "ijepa_eval.tasks.record": ("RunRecord",),
         "ijepa_eval.plots": ("plot_leaderboard",),
+        "ijepa_eval.results.report": ("render_report", "write_report"),
+        "ijepa_eval.results.model_card": ("write_model_card",),
         "ijepa_eval.results.reference": ("ReferenceRow", "load_references"),
     },
 )

@@ -197,6 +197,77 @@ def check(
     raise typer.Exit(1)
 
 
+def report(
+    results: ResultsOpt = Path("results"),
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="Write the HTML report here (one self-contained file)."),
+    ] = None,
+    model_card: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--model-card",
+            help="Write or update this Hugging Face model card's model-index (README.md).",
+        ),
+    ] = None,
+    reference: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--reference", help="Published numbers as extra headline rows (YAML)."),
+    ] = None,
+    curves: Annotated[
+        Optional[list[Path]],  # noqa: UP045
+        typer.Option(
+            "--curves",
+            help="A pretraining or fine-tuning run folder (log.csv) or a curve output "
+            "(curve.csv) to draw; repeatable.",
+        ),
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="The page's title.")] = "ijepa-eval report",
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", help="Model card: the model (name or sha256 prefix)."),
+    ] = None,
+    network: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--network", help="Model card: target_encoder or encoder, if both ran."),
+    ] = None,
+    model_name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model-name", help="Model card: the model's name in the model-index."),
+    ] = None,
+) -> None:
+    """An HTML report of the results (tables, grids, confusion, depth, sweeps, curves,
+    provenance) and/or their model-index in a Hugging Face model card."""
+    if out is None and model_card is None:
+        raise UserError("report needs --out report.html, --model-card README.md, or both")
+    if out is not None:
+        from ijepa_eval.results.report import write_report
+
+        written = _with_warnings(
+            lambda: write_report(
+                results, out, reference=reference, curves=curves or (), title=title
+            )
+        )
+        size = written.stat().st_size / 1e6
+        err_console.print(
+            f"wrote report [bold]{escape(str(written))}[/] ({size:.1f} MB)", highlight=False
+        )
+    if model_card is not None:
+        from ijepa_eval.results.model_card import write_model_card
+
+        written = _with_warnings(
+            lambda: write_model_card(
+                results, model_card, model=model, network=network, model_name=model_name
+            )
+        )
+        tasks = len({r.task_name for r in written})
+        err_console.print(
+            f"wrote {len(written)} results of {tasks} tasks to the model-index of "
+            f"[bold]{escape(str(model_card))}[/]",
+            highlight=False,
+        )
+
+
 @with_options
 def compare(
     sources: Annotated[

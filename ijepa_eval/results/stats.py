@@ -94,20 +94,26 @@ def item_scores(predictions: Mapping[str, np.ndarray], metric: str) -> ItemScore
         values = np.mean([np.asarray(predictions[k], dtype=np.float64) for k in per_image], axis=0)
         return ItemScores(values)
     match = _NAME.match(metric)
-    if match is None or "target" not in predictions:
+    keys = class_arrays(predictions, metric)
+    if match is None or not keys:
         return None
     target = np.asarray(predictions["target"]).astype(np.int64)
-    variant = match["variant"] or ""
-    if variant.endswith("shot"):
-        keys = _runs(predictions, rf"{variant}_seed\d+/", "top5")
-    else:
-        keys = _runs(predictions, "", f"{variant}/top5" if variant else "top5")
-    if not keys:
-        return None
     base = "top1" if match["base"] == "mean_per_class_acc" else match["base"]
     hits = np.mean([_hits(np.asarray(predictions[k]), target, base) for k in keys], axis=0)
     groups = target if match["base"] == "mean_per_class_acc" else None
     return ItemScores(hits, groups, 100.0, binary=len(keys) == 1)
+
+
+def class_arrays(predictions: Mapping[str, np.ndarray], metric: str) -> list[str]:
+    """The ``top5`` arrays a classification metric reads, one per run (k-shot draw, probe
+    seed); none for another metric or without ``target``."""
+    match = _NAME.match(metric)
+    if match is None or "target" not in predictions:
+        return []
+    variant = match["variant"] or ""
+    if variant.endswith("shot"):
+        return _runs(predictions, rf"{variant}_seed\d+/", "top5")
+    return _runs(predictions, "", f"{variant}/top5" if variant else "top5")
 
 
 def _runs(predictions: Mapping[str, np.ndarray], draw: str, array: str) -> list[str]:

@@ -37,7 +37,15 @@ from ijepa_eval.data.spec import parse_spec
 from ijepa_eval.errors import UserError, collect_warnings
 from ijepa_eval.health import feature_health
 from ijepa_eval.preprocess import Preprocess
-from ijepa_eval.probes.base import Part, Probe, ProbeInputs, ProbeResult, find_probe, joined
+from ijepa_eval.probes.base import (
+    EXAMPLE_SIDE,
+    Part,
+    Probe,
+    ProbeInputs,
+    ProbeResult,
+    find_probe,
+    joined,
+)
 from ijepa_eval.probes.common import note, resolve_device
 from ijepa_eval.probes.split import stratified_split
 from ijepa_eval.results import stats
@@ -131,6 +139,7 @@ class Inputs:
     test_ids_sha256: str
     extract_s: float
     health: dict[str, Any] = field(default_factory=dict)  # `ijepa_eval.health` of the test split
+    test_dataset: Any = None  # the reported split, for its class names and examples' images
 
 
 # --- resolve and validate -----------------------------------------------------------------------
@@ -419,6 +428,7 @@ def run_job(
         probe_started = time.perf_counter()
         result = run_probe(job, inputs, device)
         probe_s = time.perf_counter() - probe_started
+        result.examples = with_images(result.examples, inputs.test_dataset)
     timings = {
         "extract_s": round(inputs.extract_s, 3),
         "probe_s": round(probe_s, 3),
@@ -453,6 +463,17 @@ def metric_intervals(
     if not predictions:
         return {}
     return stats.intervals(predictions, list(metrics))
+
+
+def with_images(examples: Mapping[str, np.ndarray], ds: Any) -> dict[str, np.ndarray]:
+    """A probe's examples with each one's input image (``<n>/image``: RGB uint8, at most
+    `EXAMPLE_SIDE` pixels on its long side), read from the reported split ``ds``."""
+    out = dict(examples)
+    for n, row in enumerate(examples.get("index", ())):
+        image = ds.load_image(ds.items[int(row)]).convert("RGB")
+        image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE))
+        out[f"{n}/image"] = np.asarray(image)
+    return out
 
 
 def needed_blocks(job: Job, encoder: Encoder) -> tuple[int, ...]:
@@ -521,6 +542,7 @@ def extract_inputs(
     info: dict[str, dict[str, Any]] = {}
     parts: dict[str, Part] = {}
     test_ids = ""
+    test_ds = None
     num_classes = None
     found_health: dict[str, Any] = {}
     names = job.spec.probe.representations
@@ -546,6 +568,7 @@ def extract_inputs(
         parts[label] = Part(x, _targets(job, ds, encoder, native=label == "test"), trained)
         if label == "test":
             test_ids = hashlib.sha256("\n".join(ds.ids()).encode()).hexdigest()
+            test_ds = ds
             found_health = feature_health(features, job.plan.test)
         if ds.num_classes is not None:
             num_classes = ds.num_classes
@@ -571,7 +594,7 @@ def extract_inputs(
                 ),
             )
         )
-    return Inputs(per_draw, blocks, entries, info, test_ids, spent, found_health)
+    return Inputs(per_draw, blocks, entries, info, test_ids, spent, found_health, test_ds)
 
 
 def image_inputs(job: Job, encoder: Encoder) -> Inputs:
@@ -605,7 +628,7 @@ def image_inputs(job: Job, encoder: Encoder) -> Inputs:
         )
         for draw in job.draws
     ]
-    return Inputs(per_draw, (), [], info, test_ids, 0.0)
+    return Inputs(per_draw, (), [], info, test_ids, 0.0, test_dataset=parts["test"].x)
 
 
 def _is_main_process() -> bool:
@@ -739,6 +762,7 @@ def run_probe(job: Job, inputs: Inputs, device: str | None) -> ProbeResult:
             **({"probe": list(job.seeds)} if job.seeds else {}),
         },
         record=_per_seed_sections(job, named),
+        examples=first.examples,  # the first run's, as its head
     )
 
 
@@ -832,6 +856,7 @@ def make_record(
         environment=environment(str(resolve_device(device))),
         created=now.isoformat(timespec="seconds"),
         predictions=_predictions_entry(job, inputs, result),
+        examples=_examples_entry(job, result),
         health=inputs.health,
     )
 
@@ -839,11 +864,23 @@ def make_record(
 def _predictions_entry(job: Job, inputs: Inputs, result: ProbeResult) -> dict[str, Any] | None:
     if not result.predictions:
         return None
+    classes = getattr(inputs.test_dataset, "classes", None)
     return {
         "split": job.plan.test,
         "items": len(inputs.per_draw[0][1].test),
         "item_ids_sha256": inputs.test_ids_sha256,
         "arrays": sorted(result.predictions),
+        **({"classes": list(classes)} if classes else {}),  # names of the target indices
+    }
+
+
+def _examples_entry(job: Job, result: ProbeResult) -> dict[str, Any] | None:
+    if not result.examples:
+        return None
+    return {
+        "split": job.plan.test,
+        "index": [int(i) for i in result.examples["index"]],
+        "arrays": sorted(result.examples),
     }
 
 
@@ -862,13 +899,17 @@ def write_run(record: RunRecord, result: ProbeResult, results_dir: str | os.Path
                 save_file(tensors, str(tmp))
             written.append(head)
             record.head_weights = head.name
-        if record.predictions is not None:
-            preds = folder / f"{record.run_id}.preds.npz"
-            buffer = io.BytesIO()
-            np.savez_compressed(buffer, **result.predictions)
-            atomic.write_bytes(preds, buffer.getvalue())
-            written.append(preds)
-            record.predictions["file"] = preds.name
+        for entry, arrays, suffix in (
+            (record.predictions, result.predictions, ".preds.npz"),
+            (record.examples, result.examples, ".examples.npz"),
+        ):
+            if entry is not None:
+                dest = folder / f"{record.run_id}{suffix}"
+                buffer = io.BytesIO()
+                np.savez_compressed(buffer, **arrays)
+                atomic.write_bytes(dest, buffer.getvalue())
+                written.append(dest)
+                entry["file"] = dest.name
         return record.write(results_dir)
     except BaseException:
         for path in written:  # files of a record that does not exist are litter

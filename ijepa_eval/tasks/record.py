@@ -4,8 +4,9 @@
 check). Files live at ``<results>/runs/<task>/<run_id>.json``, written atomically: the file
 appears by a hard link from a finished temporary file, which fails rather than overwrite another
 run; a failed write raises, it is never a logged warning. Beside a record may sit
-``<run_id>.head.safetensors`` (the trained head) and ``<run_id>.preds.npz`` (per-item outputs on
-the reported split, with the digest of the item ids they follow).
+``<run_id>.head.safetensors`` (the trained head), ``<run_id>.preds.npz`` (per-item outputs on
+the reported split, with the digest of the item ids they follow) and ``<run_id>.examples.npz``
+(a few test items to look at: the depth probe's images, ground truth and predictions).
 
 Schema versions: ``ijepa-eval/run/2`` adds ``predictions`` (and ``sweep`` as a named field);
 ``ijepa-eval/run/1`` records, written before, load unchanged (they have no predictions).
@@ -82,6 +83,7 @@ class RunRecord:
     environment: dict[str, Any] = field(default_factory=dict)
     head_weights: str | None = None
     predictions: dict[str, Any] | None = None
+    examples: dict[str, Any] | None = None  # split, index (rows), arrays, file
     sweep: dict[str, Any] | None = None
     schema: str = SCHEMA
     extra: dict[str, Any] = field(default_factory=dict)
@@ -123,7 +125,7 @@ class RunRecord:
             if f.name in ("path", "extra"):
                 continue
             value = getattr(self, f.name)
-            if value is None and f.name in ("head_weights", "predictions", "sweep"):
+            if value is None and f.name in ("head_weights", "predictions", "examples", "sweep"):
                 continue
             if f.name in ("metrics_ci", "metrics_per_seed", "health") and not value:  # not kept
                 continue
@@ -222,7 +224,8 @@ class RunRecord:
         return dest
 
     def sibling(self, suffix: str) -> Path | None:
-        """A file written beside this record (``.head.safetensors``, ``.preds.npz``)."""
+        """A file written beside this record (``.head.safetensors``, ``.preds.npz``,
+        ``.examples.npz``)."""
         return None if self.path is None else self.path.with_name(f"{self.run_id}{suffix}")
 
 
