@@ -20,14 +20,13 @@ from typer.testing import CliRunner
 from ijepa_eval.cli import app
 from ijepa_eval.data.synth import generate_classes, generate_clevr
 from ijepa_eval.errors import UserError
-from ijepa_eval.results.leaderboard import build_leaderboard, format_value
+from ijepa_eval.results.leaderboard import format_value
 from ijepa_eval.results.load import load_records
 from ijepa_eval.results.report import (
     confusion,
     curve_panels,
     depth_examples,
     grid_heatmap,
-    headline,
     provenance,
     render_report,
     write_report,
@@ -94,20 +93,6 @@ def _images(page: str) -> list[tuple[str, bytes]]:
 
 
 # ---- the pieces, from the committed baseline ---------------------------------------------------
-
-
-def test_headline_keeps_each_tasks_first_metric():
-    records = load_records(FIXTURES)
-    full, cut = build_leaderboard(records), headline(records)
-    firsts = {}
-    for column in full.columns:
-        firsts.setdefault(column.task, column)
-    assert cut.columns == tuple(firsts.values())
-    assert [c.metric for c in cut.columns if c.task == "depth_synth"] == ["rmse"]
-    assert [c.metric for c in cut.columns if c.task == "imagenet_kshot"] == ["top1_1shot"]
-    keys = [c.key for c in cut.columns]
-    assert cut.values.equals(full.values[keys]) and cut.lows.equals(full.lows[keys])
-    assert cut.rows.equals(full.rows)
 
 
 def test_grid_heatmap_is_the_linear_grid():

@@ -22,7 +22,6 @@ The same records give the same page: nothing on it depends on the clock.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -38,39 +37,17 @@ from ijepa_eval import __version__, atomic
 from ijepa_eval.errors import UserError, writing
 from ijepa_eval.results import figures, stats
 from ijepa_eval.results.leaderboard import (
-    Column,
     Leaderboard,
     build_leaderboard,
     format_value,
+    headline,
     spread,
 )
 from ijepa_eval.results.load import load_records, newest
-from ijepa_eval.results.reference import ReferenceRow, load_references
+from ijepa_eval.results.reference import load_references
 from ijepa_eval.tasks.record import RunRecord
 
-__all__ = ["headline", "render_report", "write_report"]
-
-
-def headline(records: Iterable[RunRecord], references: Sequence[ReferenceRow] = ()) -> Leaderboard:
-    """The leaderboard cut to each task's first declared metric (its headline number).
-
-    Stands in for the leaderboard's own headline selection (issue 18) until that lands.
-    """
-    board = build_leaderboard(records, references)
-    first: dict[str, Column] = {}
-    for column in board.columns:
-        first.setdefault(column.task, column)
-    keys = [c.key for c in first.values()]
-    cut = {
-        name: None if frame is None else frame[keys]
-        for name, frame in (
-            ("values", board.values),
-            ("stds", board.stds),
-            ("lows", board.lows),
-            ("highs", board.highs),
-        )
-    }
-    return dataclasses.replace(board, columns=tuple(first.values()), **cut)
+__all__ = ["render_report", "write_report"]
 
 
 def write_report(
@@ -110,7 +87,7 @@ def render_report(
     )
     swept = [r for r in records if r.sweep]
     tasks = list(dict.fromkeys(r.task for r in runs))
-    body = [_headline_section(headline(runs, references))] if runs else []
+    body = [_headline_section(headline(build_leaderboard(runs, references)))] if runs else []
     for task in tasks:
         body.append(_task_section(task, [r for r in runs if r.task == task]))
     if swept:
