@@ -33,6 +33,12 @@ T = TypeVar("T")
 ResultsOpt = Annotated[
     Path, typer.Option("--results", help="Results directory (reads <results>/runs/<task>/*.json).")
 ]
+ReferenceOpt = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+    typer.Option(
+        "--reference", help="Published numbers as extra rows: a YAML file or folder of them."
+    ),
+]
 STATUS_STYLE = {
     "ok": "green",
     "improved": "cyan",
@@ -76,12 +82,7 @@ def leaderboard(
         Optional[Path],  # noqa: UP045
         typer.Option("--plot", help="Bar charts: FILE.png (one image) or a folder (one per task)."),
     ] = None,
-    reference: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option(
-            "--reference", help="Published numbers as extra rows: a YAML file or folder of them."
-        ),
-    ] = None,
+    reference: ReferenceOpt = None,
 ) -> None:
     """Tabulate the newest run of each (model, task): Markdown, CSV or a terminal table."""
     if fmt is None and out is None:
@@ -210,10 +211,7 @@ def report(
             help="Write or update this Hugging Face model card's model-index (README.md).",
         ),
     ] = None,
-    reference: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--reference", help="Published numbers as extra headline rows (YAML)."),
-    ] = None,
+    reference: ReferenceOpt = None,
     curves: Annotated[
         Optional[list[Path]],  # noqa: UP045
         typer.Option(
