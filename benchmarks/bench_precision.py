@@ -108,9 +108,8 @@ def main() -> None:
     for label, dtype, store, seed in VARIANTS:
         feats[label] = features(encoder, root, dtype, store, work / "cache")
         (train, y_train), (val, y_val) = feats[label]["train"], feats[label]["val"]
-        torch.manual_seed(seed)
         grids[label] = linear_grid(
-            train, y_train, val, y_val, num_classes=args.classes, config=config
+            train, y_train, val, y_val, num_classes=args.classes, config=replace(config, seed=seed)
         )
     ref = VARIANTS[0][0]
     fp32, head = grids[ref].best, grids[ref].best_head

@@ -238,3 +238,28 @@ def test_depth_synth_task_end_to_end(tmp_path, official_ckpt):
     ).record
     assert all(e["cache_hit"] for e in again["features"]["entries"])
     assert again["metrics"] == record["metrics"]  # seeded: the same numbers again
+
+
+def test_an_example_image_that_cannot_be_read_again_is_left_out_with_a_note():
+    """Examples are never scored: an image gone since extraction costs the example its image,
+    not the run."""
+    import warnings
+
+    from PIL import Image
+
+    from ijepa_eval.tasks.pipeline import with_images
+
+    class Gone:
+        items = ["a.png", "b.png"]
+
+        def load_image(self, item):
+            if item == "b.png":
+                raise OSError(f"cannot identify image file {item!r}")
+            return Image.new("RGB", (4, 3), (255, 0, 0))
+
+    examples = {"index": np.array([0, 1]), "0/target": np.zeros((3, 4))}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        out = with_images(examples, Gone())
+    assert out["0/image"].shape == (3, 4, 3) and "1/image" not in out
+    assert any("example 1 is kept without its image" in str(w.message) for w in said)

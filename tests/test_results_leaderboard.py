@@ -118,6 +118,17 @@ def test_newest_run_of_a_model_and_task_wins_by_created_not_by_file_name():
     assert board.values.at[encoder, "clevr_count/top1"] == 83.2
 
 
+def test_a_newer_layer_sweep_run_does_not_stand_for_the_model(tmp_path):
+    shutil.copytree(FIXTURES / "runs", tmp_path / "runs")
+    source = next((tmp_path / "runs" / "clevr_count").glob("*.json"))
+    record = json.loads(source.read_text())
+    record.update(created="2099-01-01T00:00:00+00:00", run_id="swept-block-0")
+    record["metrics"] = {k: 1.0 for k in record["metrics"]}
+    record["sweep"] = {"block": 0, "layers": [0]}
+    (tmp_path / "runs" / "clevr_count" / "swept-block-0.json").write_text(json.dumps(record))
+    assert leaderboard(tmp_path).values.equals(leaderboard(FIXTURES).values)
+
+
 def test_order_does_not_depend_on_file_names_or_locations(tmp_path):
     """The same records under shuffled names and folders give the same table."""
     for i, path in enumerate(sorted(FIXTURES.glob("runs/*/*.json"), reverse=True)):

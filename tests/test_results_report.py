@@ -110,6 +110,14 @@ def test_grid_heatmap_is_the_linear_grid():
     assert heatmap.values[r, c] == record.chosen["val_top1"] == np.nanmax(heatmap.values)
 
 
+def test_a_diverged_setting_is_an_empty_cell_not_a_row_of_its_own():
+    record = _baseline("clevr_count")
+    record.grid[0].update(val_top1=None, val_top5=None, diverged=True)  # as the grid marks it
+    heatmap, _ = grid_heatmap(record)
+    assert heatmap.values.shape == (8, 4) and heatmap.rows[0] == "wd 0 · lastPOOL · raw · linear"
+    assert np.isnan(heatmap.values[0, heatmap.columns.index(record.grid[0]["lr"])])
+
+
 def test_grid_heatmap_of_other_probes():
     depth, _ = grid_heatmap(_baseline("depth_synth"))
     assert depth.rows == [""] and depth.columns == [0.001, 0.003, 0.01]

@@ -69,8 +69,9 @@ class Encoder(VisionTransformer):
     def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
         """timm's, made contiguous. The patch embedding hands over a transposed ``(B, N, D)``
         view, and ``x + f(x)`` keeps its first operand's layout, so without this the whole
-        residual stream stays transposed and every block pays for copies and strided adds
-        (7% of a ViT-B/16 forward on a CPU; benchmarks/RESULTS.md)."""
+        residual stream stays transposed and every block pays for copies and strided adds: in
+        a ViT-B/16 forward on a CPU they took 248 ms of 2.1 s, 65 ms once contiguous
+        (benchmarks/RESULTS.md)."""
         return super()._pos_embed(x).contiguous()
 
     @property

@@ -292,7 +292,7 @@ def sweep_chart(
         return to_uri(fig)
 
 
-def panels(table: Mapping[str, Sequence[float]], x: str, shown: Sequence[tuple[str, str]]) -> str:
+def panels(table: Mapping[str, Sequence[float]], x: str, shown: Sequence[tuple[str, str]]) -> Drawn:
     """Small line charts, three to a row: each ``(column, title)`` of ``shown`` against ``x``
     (a training log's step, a curve's epoch), missing values skipped."""
     with matplotlib.rc_context(STYLE):

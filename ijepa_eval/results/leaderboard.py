@@ -210,6 +210,11 @@ def _columns(records: Iterable[RunRecord], references: Sequence[ReferenceRow]) -
     return [Column(t, m, hib) for t in tasks for (task, m), hib in found.items() if task == t]
 
 
+def headline_metric(record: RunRecord) -> str:
+    """A run's headline metric: the first its task declares, so the first the record lists."""
+    return next(iter(record.metrics))
+
+
 def headline(board: Leaderboard) -> Leaderboard:
     """One column per task, its headline metric: the first metric the task declares, which is
     the first its records list. The paper reports one number per task (top-1, or RMSE for

@@ -51,9 +51,13 @@ def load_records(results_dir: str | os.PathLike[str]) -> list[RunRecord]:
 
 
 def newest(records: list[RunRecord]) -> dict[tuple[ModelId, str], RunRecord]:
-    """The newest record of each (model, task): several runs of one pair → the latest wins."""
+    """The newest record of each (model, task): several runs of one pair → the latest wins.
+
+    Layer-sweep runs (``ijepa-eval sweep``) are left out: each scores one block, not the
+    task's protocol, so none stands for the model in a leaderboard, report or model card.
+    """
     latest: dict[tuple[ModelId, str], RunRecord] = {}
-    for record in sorted(records, key=lambda r: r.order):
+    for record in sorted((r for r in records if not r.sweep), key=lambda r: r.order):
         latest[(record.model, record.task)] = record
     return latest
 

@@ -56,7 +56,7 @@ def select_model(
 ) -> list[RunRecord]:
     """The newest run of each task of one model, by task. ``model`` (a name or the start of
     the checkpoint's sha256) and ``network`` pick it when the records hold several."""
-    latest = newest([r for r in records if not r.sweep])
+    latest = newest(records)
     runs = [
         r
         for r in latest.values()
@@ -70,7 +70,7 @@ def select_model(
         wanted = " ".join(x for x in (model, network) if x)
         raise UserError(f"no run of a model matching {wanted!r} in these results")
     listed = "; ".join(
-        f"{label} ({m.network}, {m.short_sha})"
+        f"{label} ({m.network}, {m.resolution or '?'} px, {m.short_sha})"
         for m, label in sorted(models.items(), key=lambda kv: (kv[1], kv[0].network))
     )
     raise UserError(

@@ -36,11 +36,15 @@ import pandas as pd
 from ijepa_eval import __version__, atomic
 from ijepa_eval.errors import UserError, writing
 from ijepa_eval.results import figures, stats
+from ijepa_eval.results.layout import Section
 from ijepa_eval.results.leaderboard import (
     Leaderboard,
     build_leaderboard,
     format_value,
     headline,
+    headline_metric,
+    notes,
+    reference_numbers,
     spread,
 )
 from ijepa_eval.results.load import load_records, newest
@@ -82,7 +86,7 @@ def render_report(
     extra = [_curve_file(p) for p in curves]  # a wrong path fails before anything is drawn
     references = load_references(reference) if reference is not None else []
     runs = sorted(
-        newest([r for r in records if not r.sweep]).values(),
+        newest(records).values(),
         key=lambda r: (r.task, r.label.lower(), r.model.network, r.model.sha256),
     )
     swept = [r for r in records if r.sweep]
@@ -132,43 +136,44 @@ def _header(
 
 
 def _headline_section(board: Leaderboard) -> str:
+    """The headline table, with the leaderboard's own reference numbering and notes."""
     head = "".join(f"<th>{escape(h)}</th>" for h in ("model", "network", "px", "sha256"))
     head += "".join(
         f"<th class=num>{escape(c.task)}<br><span class=metric>{escape(c.metric)} "
         f"{'↑' if c.higher_is_better else '↓'}</span></th>"
         for c in board.columns
     )
-    rows, sources = [], []
+    refs = reference_numbers(board)
+    rows = []
     for i, row in board.rows.iterrows():
         name = escape(row["model"])
-        kind = row["kind"]
-        if kind == "reference":
-            sources.append(row["source"])
-            name += f" <span class=ref>[ref {len(sources)}]</span>"
+        if i in refs:
+            name += f" <span class=ref>[ref {refs[i]}]</span>"
         values = [
             format_value(board.values.at[i, c.key], spread(board, i, c.key)) for c in board.columns
         ]
         cells = "".join(f"<td class=num>{escape(v)}</td>" for v in values)
         rows.append(
-            f"<tr class={kind}><td>{name}</td><td>{escape(row['network'])}</td>"
+            f"<tr class={row['kind']}><td>{name}</td><td>{escape(row['network'])}</td>"
             f"<td class=num>{escape(row['px'])}</td><td><code>{escape(row['sha256'])}</code></td>"
             f"{cells}</tr>"
         )
-    notes = [
-        "Each task's first metric; the newest run of each (model, task). ± is half the width of "
-        "the run's 95% bootstrap interval over its test items where the record has one, else "
-        "the std over seeds or k-shot draws. ↑ higher is better, ↓ lower is better; accuracies "
-        "in percent. Layer-sweep runs are shown under Layer sweeps, not here.",
-        *(f"[ref {n}] {text}" for n, text in enumerate(sources, 1)),
+    paragraphs = [
+        *notes(board, [Section(None, board)], "headline"),
+        "Layer-sweep runs are shown under Layer sweeps, not here.",
     ]
-    if sources:
-        notes.insert(1, "Reference rows are copied from publications, not reproduced here.")
+    lines = [line.removeprefix("- ") for text in paragraphs for line in text.split("\n")]
     return (
         '<section id="headline"><h2>Headline results</h2>'
         f"<table class=board><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        + "".join(f"<p class=note>{escape(n)}</p>" for n in notes)
+        + "".join(f"<p class=note>{_code_spans(line)}</p>" for line in lines)
         + "</section>"
     )
+
+
+def _code_spans(text: str) -> str:
+    """``text`` escaped for HTML, its Markdown `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
 def _task_section(task: str, runs: list[RunRecord]) -> str:
@@ -197,14 +202,14 @@ def _run_article(record: RunRecord) -> str:
         if piece is not None
     ]
     figures_html = "".join(_figure(drawn, caption) for drawn, caption in shown)
-    notes = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(record.notes))
+    said = "".join(f"<li>{escape(n)}</li>" for n in dict.fromkeys(record.notes))
     lacking = "".join(f"<li>{escape(m)}</li>" for m in missing)
     return (
         f"<article class=run><h3>{escape(_model_title(record))}</h3>"
         f"<p class=meta>{escape(_meta_line(record))}</p>"
         f"<div class=row><div class=side>{_metrics_table(record)}{_health(record)}"
         f"{_chosen(record)}</div><div class=figs>{figures_html}</div></div>"
-        + (f"<ul class=notes><li class=h>Notes from the run</li>{notes}</ul>" if notes else "")
+        + (f"<ul class=notes><li class=h>Notes from the run</li>{said}</ul>" if said else "")
         + (f"<ul class=missing><li class=h>Not recorded</li>{lacking}</ul>" if lacking else "")
         + f"<details><summary>Provenance</summary>{_provenance(record)}</details></article>"
     )
@@ -276,14 +281,16 @@ def _value(v: Any) -> str:
 # ---- figures from a record -----------------------------------------------------------------
 
 SWEPT = ("lr", "C")  # the hyper-parameter along the heat map's columns
-DERIVED = ("effective_lr", "steps")  # follow from lr and the set size: not settings of their own
+# not settings of their own: they follow from lr and the set size, or mark a diverged head
+# (whose cell is left empty)
+DERIVED = ("effective_lr", "steps", "diverged")
 
 
 def grid_heatmap(record: RunRecord) -> tuple[figures.Heatmap, str] | None:
     """The record's grid as a heat map of its validation metric (the task's first metric where
     the grid has it): columns the lr (or C), rows every combination of the other settings that
     vary (weight decay first, always shown); None when the grid has no such rows."""
-    first = next(iter(record.metrics))
+    first = headline_metric(record)
     rows = [r for r in record.grid if any(k.startswith("val_") for k in r)]
     named = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith("val_")]
     metric = f"val_{first}" if f"val_{first}" in named else next(iter(named), None)
@@ -304,7 +311,7 @@ def grid_heatmap(record: RunRecord) -> tuple[figures.Heatmap, str] | None:
     values = np.full((len(labels), len(columns)), np.nan)
     for r in rows:
         at = (labels.index(_setting_label(r, shown)), columns.index(float(r[swept])))
-        values[at] = r[metric]
+        values[at] = np.nan if r.get(metric) is None else r[metric]  # None: diverged
     chosen = None
     if isinstance(record.chosen, dict) and swept in record.chosen:
         label = _setting_label(record.chosen, shown)
@@ -577,10 +584,12 @@ def _sweep_section(swept: list[RunRecord]) -> str:
     charts = []
     for task in sorted({r.task for r in swept}):
         latest = newest_by_block(r for r in swept if r.task == task)
-        metric = next(iter(next(iter(next(iter(latest.values())).values())).metrics))
+        metric = headline_metric(next(iter(next(iter(latest.values())).values())))
         series, depth = [], None
         for (model, label), per_block in latest.items():
-            blocks = sorted(per_block)
+            blocks = [b for b in sorted(per_block) if metric in per_block[b].metrics]
+            if not blocks:  # another task version, without that metric
+                continue
             recs = [per_block[b] for b in blocks]
             cis = [r.metrics_ci.get(metric) for r in recs]
             depth = recs[-1].sweep.get("of") if recs[-1].sweep else None

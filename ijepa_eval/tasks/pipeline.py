@@ -470,7 +470,11 @@ def with_images(examples: Mapping[str, np.ndarray], ds: Any) -> dict[str, np.nda
     `EXAMPLE_SIDE` pixels on its long side), read from the reported split ``ds``."""
     out = dict(examples)
     for n, row in enumerate(examples.get("index", ())):
-        image = ds.load_image(ds.items[int(row)]).convert("RGB")
+        try:
+            image = ds.load_image(ds.items[int(row)]).convert("RGB")
+        except (OSError, UserError) as exc:  # examples are never scored: the run goes on
+            note(f"example {n} is kept without its image, which could not be read again: {exc}")
+            continue
         image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE))
         out[f"{n}/image"] = np.asarray(image)
     return out
