@@ -34,9 +34,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from bench_probes import synth_classes
 
 from ijepa_eval.data import load_dataset
-from ijepa_eval.data.synth.classes import generate_classes
 from ijepa_eval.features import extract
 from ijepa_eval.models.loading import load_encoder
 from ijepa_eval.probes.linear import LinearGridConfig, linear_grid
@@ -92,16 +92,7 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
     args = p.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-precision-"))
-    root = work / f"synth-classes-{args.classes}x{args.per_class}"
-    generate_classes(
-        root,
-        classes=args.classes,
-        per_class=args.per_class,
-        val_per_class=args.val_per_class,
-        size=64,
-        seed=0,
-        progress=False,
-    )
+    root = synth_classes(work, args.classes, args.per_class, args.val_per_class)
     encoder = load_encoder(args.ckpt)
     config = replace(DEMO_GRID, whiten=(False,)) if args.raw_heads else DEMO_GRID
     feats, grids = {}, {}

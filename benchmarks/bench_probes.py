@@ -87,6 +87,24 @@ def blob_reps(args) -> tuple[dict, torch.Tensor, dict, torch.Tensor, int, str]:
     return _reps(p_train), y_train, _reps(p_val), y_val, 100, what
 
 
+def synth_classes(workdir: Path, classes: int, per_class: int, val_per_class: int) -> Path:
+    """`data synth-classes` at 64 px, seed 0, in ``workdir`` (kept: a rerun finds it made).
+    The benchmarks that encode real features with the bundled model share these images."""
+    from ijepa_eval.data.synth.classes import generate_classes
+
+    root = workdir / f"synth-classes-{classes}x{per_class}"
+    generate_classes(
+        root,
+        classes=classes,
+        per_class=per_class,
+        val_per_class=val_per_class,
+        size=64,
+        seed=0,
+        progress=False,
+    )
+    return root
+
+
 def encoder_features(args) -> tuple[dict, torch.Tensor, list[str], dict, torch.Tensor]:
     """Real encoder features: the bundled model on `data synth-classes` images (made here).
 
@@ -96,21 +114,11 @@ def encoder_features(args) -> tuple[dict, torch.Tensor, list[str], dict, torch.T
     images of every class (images are seeded per item, so smaller sets are nested in larger).
     """
     from ijepa_eval.data import load_dataset
-    from ijepa_eval.data.synth.classes import generate_classes
     from ijepa_eval.features import extract
     from ijepa_eval.models.loading import load_encoder
 
     pool = args.pool_per_class or max(args.per_class)
-    root = args.workdir / f"synth-classes-{args.classes}x{pool}"
-    generate_classes(
-        root,
-        classes=args.classes,
-        per_class=pool,
-        val_per_class=args.val_per_class,
-        size=64,
-        seed=0,
-        progress=False,
-    )
+    root = synth_classes(args.workdir, args.classes, pool, args.val_per_class)
     encoder = load_encoder("ijepa_tiny_synth")
     out = []
     for split in ("train", "val"):

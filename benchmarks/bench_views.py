@@ -43,19 +43,11 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    import ijepa_eval as ie
-    from ijepa_eval.data.synth.classes import generate_classes
+    from bench_probes import synth_classes
 
-    root = args.workdir / f"synth-classes-{args.classes}x{args.per_class}"
-    generate_classes(
-        root,
-        classes=args.classes,
-        per_class=args.per_class,
-        val_per_class=args.val_per_class,
-        size=64,
-        seed=0,
-        progress=False,
-    )
+    import ijepa_eval as ie
+
+    root = synth_classes(args.workdir, args.classes, args.per_class, args.val_per_class)
     encoder = ie.load_encoder("ijepa_tiny_synth")
     options = ie.ExtractOptions(
         cache_dir=args.workdir / "cache", progress=False, workers=args.workers

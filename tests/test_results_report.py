@@ -232,6 +232,14 @@ def test_report_command_and_its_mistakes(tmp_path):
         assert message in one_error_line(result), args
     with pytest.raises(UserError, match="does not exist"):
         render_report(tmp_path / "missing")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(BASELINE, damaged)
+    npz = next((damaged / "runs" / "linprobe").glob("*.npz"))
+    whole = npz.read_bytes()
+    for bad in (b"not a zip file", whole[: len(whole) // 2]):  # foreign bytes, a cut-short zip
+        npz.write_bytes(bad)
+        result = runner.invoke(app, ["report", "--results", str(damaged), "--out", str(out)])
+        assert f"cannot read {npz}" in one_error_line(result)
 
 
 # ---- in a real browser --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 
 from ijepa_eval.errors import UserError
 from ijepa_eval.results import stats
-from ijepa_eval.results.load import load_records, newest_per_task
+from ijepa_eval.results.load import load_records, newest_per_task, record_arrays
 from ijepa_eval.tasks.record import RunRecord
 
 
@@ -107,20 +107,14 @@ def load_side(source: str | os.PathLike[str]) -> dict[str, RunRecord]:
 
 def read_predictions(record: RunRecord) -> dict[str, np.ndarray]:
     """The record's per-item outputs; a `UserError` (one line) when it has none."""
-    entry = record.predictions or {}
-    name = entry.get("file")
-    where = record.path or record.run_id
-    if not name or record.path is None:
+    arrays = record_arrays(record, record.predictions)
+    if arrays is None:
         raise UserError(
-            f"{where}: this record has no per-item predictions (written before they were kept, "
-            "or by a probe that keeps none); run it again to compare item by item"
+            f"{record.path or record.run_id}: this record has no per-item predictions (written "
+            "before they were kept, by a probe that keeps none, or moved without its .npz); run "
+            "it again to compare item by item"
         )
-    file = record.path.with_name(str(name))
-    try:
-        with np.load(file) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{where}: cannot read its predictions {file} ({exc})") from None
+    return arrays
 
 
 def same_items(a: RunRecord, b: RunRecord) -> str | None:

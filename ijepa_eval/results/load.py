@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ijepa_eval.errors import UserError
 from ijepa_eval.tasks.record import ModelId, RunRecord
 
-__all__ = ["RecordWarning", "load_records", "newest", "newest_per_task"]
+__all__ = [
+    "RecordWarning",
+    "file_beside",
+    "load_records",
+    "newest",
+    "newest_per_task",
+    "record_arrays",
+]
 
 
 class RecordWarning(UserWarning):
@@ -73,3 +84,25 @@ def newest_per_task(records: list[RunRecord]) -> dict[str, RunRecord]:
 def read_record(path: Path) -> RunRecord:
     """Parse and validate one run record; `ValueError` says what is wrong with it."""
     return RunRecord.read(path)
+
+
+def file_beside(record: RunRecord, entry: dict[str, Any] | None) -> Path | None:
+    """The file an entry of the record names (``predictions``, ``examples``), where it lies
+    beside the record; None when the entry names none or the file is not there."""
+    if not entry or record.path is None or not entry.get("file"):
+        return None
+    path = record.path.with_name(str(entry["file"]))
+    return path if path.is_file() else None
+
+
+def record_arrays(record: RunRecord, entry: dict[str, Any] | None) -> dict[str, np.ndarray] | None:
+    """The arrays of the ``.npz`` an entry of the record names (None where there is none); a
+    damaged file is a one-line `UserError` naming it."""
+    path = file_beside(record, entry)
+    if path is None:
+        return None
+    try:
+        with np.load(path) as found:
+            return {k: found[k] for k in found.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # damaged or cut short
+        raise UserError(f"{record.path or record.run_id}: cannot read {path} ({exc})") from None

@@ -47,7 +47,7 @@ from ijepa_eval.results.leaderboard import (
     reference_numbers,
     spread,
 )
-from ijepa_eval.results.load import load_records, newest
+from ijepa_eval.results.load import file_beside, load_records, newest, record_arrays
 from ijepa_eval.results.reference import load_references
 from ijepa_eval.tasks.record import RunRecord
 
@@ -355,7 +355,7 @@ def confusion(record: RunRecord) -> tuple[np.ndarray, list[str], str, int] | Non
     """(counts, class names, metric, runs summed) from the saved predictions: the best class
     of each test item against its target, summed over the runs (k-shot draws, probe seeds) of
     the record's first classification metric; None without predictions or classes."""
-    predictions = _arrays(record, record.predictions)
+    predictions = record_arrays(record, record.predictions)
     if predictions is None:
         return None
     for metric in record.metrics:
@@ -380,7 +380,7 @@ def _confusion_piece(record: RunRecord, missing: list[str]) -> tuple[figures.Dra
                 "per-item predictions (the record predates them), so no confusion matrix"
             )
         return None
-    if _file(record, record.predictions) is None:
+    if file_beside(record, record.predictions) is None:
         missing.append(f"the predictions file {record.predictions.get('file')} is not beside it")
         return None
     found = confusion(record)
@@ -398,7 +398,7 @@ def _confusion_piece(record: RunRecord, missing: list[str]) -> tuple[figures.Dra
 
 def depth_examples(record: RunRecord) -> list[figures.DepthExample] | None:
     """The test images a depth run kept, with ground truth and prediction; None if none."""
-    arrays = _arrays(record, record.examples)
+    arrays = record_arrays(record, record.examples)
     if arrays is None:
         return None
     return [
@@ -436,23 +436,6 @@ def _depth_piece(record: RunRecord, missing: list[str]) -> tuple[figures.Drawn, 
 def _is_depth(record: RunRecord) -> bool:
     probe = (record.task_spec or {}).get("probe") or {}
     return probe.get("type") == "depth" or record.examples is not None
-
-
-def _file(record: RunRecord, entry: dict[str, Any] | None) -> Path | None:
-    """The file an entry of the record names (predictions, examples), if it is beside it."""
-    if entry is None or record.path is None or not entry.get("file"):
-        return None
-    path = record.path.with_name(entry["file"])
-    return path if path.is_file() else None
-
-
-def _arrays(record: RunRecord, entry: dict[str, Any] | None) -> dict[str, np.ndarray] | None:
-    """The arrays of the ``.npz`` an entry of the record names, if it is there."""
-    path = _file(record, entry)
-    if path is None:
-        return None
-    with np.load(path) as found:
-        return {k: found[k] for k in found.files}
 
 
 # ---- provenance ------------------------------------------------------------------------------
