@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import signal
@@ -91,6 +92,28 @@ def test_whole_model_bf16_runs_a_cast_copy_keyed_apart(folder, tmp_path, officia
     assert again.hit and again.key == got.key
     with pytest.raises(ie.UserError, match="use fp32, bf16, fp16, bf16-weights"):
         _extract(enc, ds, tmp_path / "c", compute_dtype="int8")
+
+
+def test_cast_copy_is_reused_until_the_encoder_changes(official_ckpt):
+    """One bf16 copy serves every extraction with the same encoder (run extracts train and
+    val); a weight written in place, another dtype or another encoder gets a fresh one, and the
+    copy goes with its encoder."""
+    extraction = importlib.import_module("ijepa_eval.features.extract")  # not the function
+    enc = ie.load_encoder(official_ckpt)
+    first = extraction.cast_for_extraction(enc, torch.bfloat16)
+    assert first.patch_embed.proj.weight.dtype == torch.bfloat16
+    assert extraction.cast_for_extraction(enc, torch.bfloat16) is first
+    assert extraction.cast_for_extraction(enc, torch.float16) is not first
+    with torch.no_grad():
+        enc.blocks[0].mlp.fc1.weight.mul_(2)  # as an optimizer step would
+    changed = extraction.cast_for_extraction(enc, torch.bfloat16)
+    assert changed is not first
+    want = enc.blocks[0].mlp.fc1.weight.bfloat16()
+    assert torch.equal(changed.blocks[0].mlp.fc1.weight, want)
+    other = ie.load_encoder(official_ckpt)
+    assert extraction.cast_for_extraction(other, torch.bfloat16) is not changed
+    del other
+    assert extraction._last_cast is None  # no copy outlives its encoder
 
 
 def test_token_grid_is_average_pooled_patch_tokens(folder, tmp_path, official_ckpt):

@@ -14,6 +14,7 @@ import json
 import os
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -265,6 +266,42 @@ def cast_copy(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     return copy.deepcopy(module, memo)
 
 
+_last_cast: tuple[weakref.ref, torch.dtype, tuple, torch.nn.Module] | None = None
+
+
+def _tensor_state(module: torch.nn.Module) -> tuple:
+    """Where each weight lives and how often it was written in place (an optimizer step or
+    ``load_state_dict`` bumps ``_version``): what a cast copy must still match to be reused."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+
+
+def cast_for_extraction(encoder: Encoder, dtype: torch.dtype) -> torch.nn.Module:
+    """``cast_copy(encoder, dtype)``, kept for the next call with the same, unchanged encoder.
+
+    `run` and `lowshot` extract several splits with one encoder; one copy serves them all.
+    A fresh copy per call also made its first batches slower on the CPU (benchmarks/RESULTS.md).
+    Only the last copy is kept, so at most one extra model's worth of memory is held, and it
+    goes when the encoder does.
+    """
+    global _last_cast
+    state = _tensor_state(encoder)
+    if _last_cast is not None:
+        owner, cast_dtype, cast_state, copy_ = _last_cast
+        if owner() is encoder and cast_dtype == dtype and cast_state == state:
+            return copy_
+    _last_cast = None  # free the old copy before making a new one
+    copy_ = cast_copy(encoder, dtype)
+    _last_cast = (weakref.ref(encoder, _forget_cast), dtype, state, copy_)
+    return copy_
+
+
+def _forget_cast(owner: weakref.ref) -> None:
+    global _last_cast
+    if _last_cast is not None and _last_cast[0] is owner:
+        _last_cast = None
+
+
 class _Prepared(Dataset):
     """The dataset with the encoder's preprocessing (or training view) applied to each image."""
 
@@ -317,7 +354,7 @@ class _Run:
     ) -> None:
         self.dataset = _Prepared(dataset, encoder.preprocess.item_transform())
         if numerics.whole_model:
-            encoder = cast_copy(encoder, numerics.dtype)
+            encoder = cast_for_extraction(encoder, numerics.dtype)
         self.encoder = encoder.to(dev).eval()
         self.forward = torch.compile(encoder.forward_blocks) if compile else encoder.forward_blocks
         self.entry, self.spec, self.dev, self.numerics = entry, spec, dev, numerics
