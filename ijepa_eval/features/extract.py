@@ -271,7 +271,9 @@ _last_cast: tuple[weakref.ref, torch.dtype, tuple, torch.nn.Module] | None = Non
 
 def _tensor_state(module: torch.nn.Module) -> tuple:
     """Where each weight lives and how often it was written in place (an optimizer step or
-    ``load_state_dict`` bumps ``_version``): what a cast copy must still match to be reused."""
+    ``load_state_dict`` bumps ``_version``): what a cast copy must still match to be reused.
+    A write through ``.data`` bumps nothing and is not seen, as the feature cache, keyed by the
+    checkpoint's hash, does not see it either."""
     tensors = [*module.parameters(), *module.buffers()]
     return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
