@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import json
 import os
@@ -113,6 +114,7 @@ def test_cast_copy_is_reused_until_the_encoder_changes(official_ckpt):
     other = ie.load_encoder(official_ckpt)
     assert extraction.cast_for_extraction(other, torch.bfloat16) is not changed
     del other
+    gc.collect()
     assert extraction._last_cast is None  # no copy outlives its encoder
 
 
