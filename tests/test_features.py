@@ -96,8 +96,8 @@ def test_whole_model_bf16_runs_a_cast_copy_keyed_apart(folder, tmp_path, officia
 
 
 def test_cast_copy_is_reused_until_the_encoder_changes(official_ckpt):
-    """One bf16 copy serves every extraction with the same encoder (run extracts train and
-    val); a weight written in place, another dtype or another encoder gets a fresh one, and the
+    """One bf16 copy serves every extraction with the same encoder (the train and the test
+    split); a weight written in place, another dtype or another encoder gets a fresh one, and the
     copy goes with its encoder."""
     extraction = importlib.import_module("ijepa_eval.features.extract")  # not the function
     enc = ie.load_encoder(official_ckpt)

@@ -281,8 +281,9 @@ def _tensor_state(module: torch.nn.Module) -> tuple:
 def cast_for_extraction(encoder: Encoder, dtype: torch.dtype) -> torch.nn.Module:
     """``cast_copy(encoder, dtype)``, kept for the next call with the same, unchanged encoder.
 
-    `run` and `lowshot` extract several splits with one encoder; one copy serves them all.
-    A fresh copy per call also made its first batches slower on the CPU (benchmarks/RESULTS.md).
+    A caller that extracts several splits with one encoder gets one copy for all of them, and a
+    fresh copy per call made the whole-model bf16 extraction 6% slower on the CPU
+    (benchmarks/RESULTS.md).
     Only the last copy is kept, so at most one extra model's worth of memory is held, and it
     goes when the encoder does.
     """
@@ -439,9 +440,8 @@ class _Run:
         return committed
 
     def _encode_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        images = images.to(self.dev, non_blocking=True)
-        if self.numerics.whole_model:
-            images = images.to(self.numerics.dtype)
+        dtype = self.numerics.dtype if self.numerics.whole_model else images.dtype
+        images = images.to(self.dev, dtype, non_blocking=True)
         while True:
             try:
                 parts = [self._forward(chunk) for chunk in images.split(self.micro)]
