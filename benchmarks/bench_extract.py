@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from ijepa_eval.features.extract import cast_copy
 from ijepa_eval.models.arch import WIDTHS, VitArch
 from ijepa_eval.models.convert import save_hf
 from ijepa_eval.models.vit import Encoder
+from ijepa_eval.results.stats import bootstrap
 
 DEPTH = {"tiny": 12, "small": 12, "base": 12, "large": 24, "huge": 32}
 
@@ -74,12 +76,14 @@ def make_checkpoint(
 
 
 def timed_runs(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds of each run, after a warm-up; runs alternate, round by round."""
+    """Seconds of each run, after a warm-up; runs alternate, round by round, and every other
+    round runs them in reverse order, so that going first or last favours none of them."""
     for fn in fns.values():  # warm-up
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for round_ in range(repeats):
+        order = list(fns.items())
+        for name, fn in order if round_ % 2 == 0 else reversed(order):
             start = time.perf_counter()
             fn()
             if torch.cuda.is_available():
@@ -95,9 +99,15 @@ def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
 
 def round_ratios(times: dict[str, list[float]], slower: str, faster: str = "ours") -> str:
     """``times[slower] / times[faster]`` within each round (runs seconds apart, so a drift in
-    the machine's speed cancels): the median, and the range over rounds."""
-    ratios = sorted(a / b for a, b in zip(times[slower], times[faster], strict=True))
-    return f"{np.median(ratios):.2f}× (rounds {ratios[0]:.2f}–{ratios[-1]:.2f})"
+    the machine's speed cancels): their geometric mean with its 95% bootstrap interval over
+    rounds (the project's `results.stats.bootstrap` of the log ratios), and their range. A
+    lead is shown only where the interval's low end is above 1."""
+    logs = np.log([a / b for a, b in zip(times[slower], times[faster], strict=True)])
+    low, high = np.exp(np.percentile(bootstrap(logs)[:, 0], [2.5, 97.5]))
+    return (
+        f"{np.exp(logs.mean()):.3f}× (95% interval {low:.3f}–{high:.3f} over {len(logs)} "
+        f"rounds; rounds {np.exp(logs.min()):.2f}–{np.exp(logs.max()):.2f})"
+    )
 
 
 def plain_timm(ours: Encoder, res: int) -> torch.nn.Module:
@@ -306,7 +316,7 @@ def main() -> None:
     print(
         f"- command: `python benchmarks/bench_extract.py --arch {args.arch} --patch {args.patch} "
         f"--res {args.res} --images {args.images} --batch {args.batch} --repeats "
-        f"{args.repeats} --dtypes {args.dtypes} --e2e-dtype {args.e2e_dtype}"
+        f"{args.repeats} --dtypes {shlex.quote(args.dtypes)} --e2e-dtype {args.e2e_dtype}"
         f"{'' if args.workers is None else f' --workers {args.workers}'}`; medians of "
         f"{args.repeats} alternating runs"
     )
