@@ -117,9 +117,12 @@ def test_commands_that_need_no_model_do_not_import_torch(tmp_path):
         ["report", "--results", baseline, "--model-card", str(tmp_path / "README.md")],
     ):  # fmt: skip
         assert _heavy_modules_after(argv) == [], argv
-    # the HTML report draws with matplotlib, and needs nothing else heavy
+    # the HTML report and the leaderboard's charts draw with matplotlib, and need nothing else
     report = ["report", "--results", baseline, "--out", str(tmp_path / "report.html")]
     assert _heavy_modules_after(report) == ["matplotlib"]
+    charts = ["leaderboard", "--results", baseline, "--plot", str(tmp_path / "board.png"),
+              "--out", str(tmp_path / "charted.md")]  # fmt: skip
+    assert _heavy_modules_after(charts) == ["matplotlib"]
 
 
 def test_lazy_package_exports_resolve_and_list():

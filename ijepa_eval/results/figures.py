@@ -1,12 +1,15 @@
-"""The report's figures, drawn with matplotlib and returned as ``data:`` URIs.
+"""Every chart ijepa-eval draws, with matplotlib: the report's, and the PNG files of `plots`.
 
-Each function takes numbers already read from run records and returns a `Drawn`: a URI an
-``<img>`` can show with nothing else on disk or on the network (vector SVG for charts, PNG where
-the figure is mostly pixels: depth maps, a confusion matrix of hundreds of classes) and the
-width it was drawn for, so the page shows every figure at the same scale. Only the object API
-is used (`matplotlib.figure.Figure`: no pyplot, no backend switched, no display); the SVG carries no
-date and salts its ids with a constant, so the same records give the same bytes. matplotlib is
-imported here only: ``leaderboard`` and ``--help`` never load it.
+Each function takes numbers already read from run records or logs. The report's return a
+`Drawn`: a URI an ``<img>`` can show with nothing else on disk or on the network (vector SVG for
+charts, PNG where the figure is mostly pixels: depth maps, a confusion matrix of hundreds of
+classes) and the width it was drawn for, so the page shows every figure at the same scale. The
+charts that are also written as files (`sweep_figure`, `panels_figure`, `bars_figure`) return
+the `Figure`, for `to_uri` or `save_png`; so a layer sweep looks the same in ``sweep.png`` and in
+the report. Only the object API is used (`matplotlib.figure.Figure`: no pyplot, no backend
+switched, no display); the SVG carries no date and salts its ids with a constant, so the same
+records give the same bytes. matplotlib is imported here only, and this module only where a
+chart is drawn: ``leaderboard`` and ``--help`` never load it.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+
+from ijepa_eval import atomic
 
 STYLE = {
     "font.family": "DejaVu Sans",  # shipped with matplotlib: the same glyphs everywhere
@@ -56,19 +63,38 @@ DPI = 144  # PNGs at 1.5 CSS pixels per pixel: sharp on high-density screens
 
 def to_uri(fig: Figure, *, raster: bool = False) -> Drawn:
     """``fig`` as an SVG (or, ``raster``, a PNG) ``data:`` URI, with the width it reads at."""
-    buffer = io.BytesIO()
-    with matplotlib.rc_context(STYLE):
-        if raster:
-            fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={})
-        else:
-            fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    data = buffer.getvalue()
+    data = png_bytes(fig) if raster else _svg_bytes(fig)
     if raster:  # the PNG header's width, in pixels
         width = int.from_bytes(data[16:20], "big") * 96 / DPI
     else:  # matplotlib sizes its SVG in points
         width = float(re.search(rb'width="([\d.]+)pt"', data)[1]) * 96 / 72
     kind = "png" if raster else "svg+xml"
     return Drawn(f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}", round(width))
+
+
+def save_png(fig: Figure, dest: str | os.PathLike[str]) -> Path:
+    """``fig`` as a PNG file at ``dest``, written atomically: a reader never sees half an
+    image."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(dest) as tmp:
+        tmp.write_bytes(png_bytes(fig))
+    return dest
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes at `DPI`, cropped to what is drawn."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={})
+    return buffer.getvalue()
+
+
+def _svg_bytes(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return buffer.getvalue()
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -265,11 +291,27 @@ class Series:
 def sweep_chart(
     series: Sequence[Series], *, metric: str, higher_is_better: bool, depth: int | None
 ) -> Drawn:
+    """`sweep_figure` for the report."""
+    return to_uri(
+        sweep_figure(series, metric=metric, higher_is_better=higher_is_better, depth=depth)
+    )
+
+
+def sweep_figure(
+    series: Sequence[Series],
+    *,
+    metric: str,
+    higher_is_better: bool,
+    depth: int | None,
+    title: str | None = None,
+) -> Figure:
     """The metric by block, a line per model, its 95% interval as a band; each line's best
     block ringed and labelled."""
     with matplotlib.rc_context(STYLE):
         fig = _figure(6.4, 3.1)
         ax = fig.add_subplot()
+        if title:
+            ax.set_title(title, loc="left")
         for colour, s in zip(_colours(len(series)), series, strict=True):
             ax.plot(s.xs, s.ys, marker="o", markersize=4, color=colour, label=s.label, lw=1.8)
             if s.lows is not None and s.highs is not None:
@@ -289,33 +331,87 @@ def sweep_chart(
         ax.set_axisbelow(True)
         if len(series) > 1:
             ax.legend(frameon=False, fontsize=8)
-        return to_uri(fig)
+        return fig
 
 
 def panels(table: Mapping[str, Sequence[float]], x: str, shown: Sequence[tuple[str, str]]) -> Drawn:
+    """`panels_figure` for the report."""
+    return to_uri(panels_figure(table, x, shown))
+
+
+def panels_figure(
+    table: Mapping[str, Sequence[float]], x: str, shown: Sequence[tuple[str, str]]
+) -> Figure:
     """Small line charts, three to a row: each ``(column, title)`` of ``shown`` against ``x``
-    (a training log's step, a curve's epoch), missing values skipped."""
+    (a training log's step, a curve's epoch), missing values skipped; a column the table lacks
+    or holds no value in says so in its panel."""
     with matplotlib.rc_context(STYLE):
         rows = math.ceil(len(shown) / 3)
         fig = _figure(9.0, 2.15 * rows)
         axes = fig.subplots(rows, 3, squeeze=False).ravel()
         xs_all = np.asarray(table[x], dtype=float)
         for ax, (column, title) in zip(axes, shown, strict=False):
-            ys = np.asarray(table[column], dtype=float)
-            keep = np.isfinite(ys) & np.isfinite(xs_all)
-            xs, ys = xs_all[keep], ys[keep]
+            ys = np.asarray(table[column] if column in table else np.full(len(xs_all), np.nan))
+            keep = np.isfinite(ys.astype(float)) & np.isfinite(xs_all)
+            xs, ys = xs_all[keep], ys.astype(float)[keep]
             few = len(xs) <= 30
             ax.plot(xs, ys, color=LINE, lw=1.5, marker="o" if few else None, markersize=3)
+            if not len(xs):
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", color=MUTED,
+                        transform=ax.transAxes)  # fmt: skip
             ax.set_title(title, loc="left", fontsize=8.5)
             ax.set_xlabel(x)
-            if np.all(xs_all[np.isfinite(xs_all)] % 1 == 0):  # steps, epochs: whole numbers
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            whole = bool(np.all(xs_all[np.isfinite(xs_all)] % 1 == 0))  # steps, epochs
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=whole))  # labels apart
             ax.grid(color="#ececec")
             ax.set_axisbelow(True)
             ax.tick_params(labelsize=7.5)
         for ax in axes[len(shown) :]:
             ax.set_visible(False)
-        return to_uri(fig)
+        return fig
+
+
+# ---- leaderboard bars --------------------------------------------------------------------------
+
+
+MEASURED, REFERENCE = "#4c72b0", "#aaaaaa"  # our runs, published rows
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One leaderboard row's value of a metric, with its ± (NaN: none)."""
+
+    label: str
+    value: float
+    spread: float
+    reference: bool
+    text: str  # the value as the leaderboard prints it
+
+
+def bars_figure(bars: Sequence[Bar], *, title: str) -> Figure:
+    """A horizontal bar per row, in the given order (top first): ours in blue, published rows in
+    grey, the ± as a whisker, the value written at the end of the bar."""
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(7.5, 0.8 + 0.32 * max(1, len(bars)))
+        ax = fig.add_subplot()
+        ys = np.arange(len(bars))
+        values = [b.value for b in bars]
+        spreads = [0.0 if math.isnan(b.spread) else b.spread for b in bars]
+        colours = [REFERENCE if b.reference else MEASURED for b in bars]
+        ax.barh(ys, values, color=colours, height=0.62)
+        if any(spreads):
+            ax.errorbar(values, ys, xerr=spreads, fmt="none", ecolor="#222222", capsize=3, lw=1)
+        right = max([v + s for v, s in zip(values, spreads, strict=True)] + [1e-9])
+        for y, value, spread, bar in zip(ys, values, spreads, bars, strict=True):
+            ax.text(value + spread + 0.01 * right, y, f" {bar.text}", va="center", size=8)
+        ax.set_yticks(ys, [b.label + (" [ref]" if b.reference else "") for b in bars])
+        ax.set_xlim(min(0.0, *values), right * 1.18)
+        ax.invert_yaxis()
+        ax.set_title(title, loc="left")
+        ax.grid(axis="x", color="#ececec")
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="y", length=0)
+        return fig
 
 
 def _colours(n: int) -> list[str]:

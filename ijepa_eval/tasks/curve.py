@@ -167,7 +167,7 @@ def _plot(table: pd.DataFrame, x: str, jobs: Sequence[Job], csv: Path, png: Path
         shown = [c for c, _ in panels if c.endswith(".rankme")]
         if column in table and not any(table[column].equals(table[c]) for c in shown):
             panels.append((column, f"{job.spec.name}: RankMe"))
-    return plot_curves(csv, png, panels, x=x, dot=3)
+    return plot_curves(csv, png, panels, x=x)
 
 
 def _out_folder(

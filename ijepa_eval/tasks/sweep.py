@@ -20,7 +20,7 @@ from ijepa_eval.errors import UserError
 from ijepa_eval.features.spec import parse_layers
 from ijepa_eval.models import load_encoder
 from ijepa_eval.models.vit import Encoder
-from ijepa_eval.plots import line_plot
+from ijepa_eval.plots import sweep_plot
 from ijepa_eval.probes.base import Probe, find_probe, probe_registry
 from ijepa_eval.tasks.pipeline import (
     ExtractOptions,
@@ -119,13 +119,14 @@ def sweep(
         plot = Path(results_dir) / "sweeps" / f"{spec.name}-{model}-{stamp}.png"
     if plot is not None:
         name = encoder.info.arch if encoder.info else "encoder"
-        plot = line_plot(
+        plot = sweep_plot(
             plot,
             blocks,
             values,
-            title=f"{spec.name}: {metric.name} by block ({name}, {spec.probe.type} probe)",
-            xlabel=f"block (0 = first, {depth - 1} = last)",
-            ylabel=metric.name,
+            metric=metric.name,
             higher_is_better=metric.higher_is_better,
+            depth=depth,
+            title=f"{spec.name}: {metric.name} by block ({name}, {spec.probe.type} probe)",
+            intervals=[run.record.metrics_ci.get(metric.name) for run in runs],
         )
     return SweepResult(spec.name, metric.name, blocks, values, runs, plot)
