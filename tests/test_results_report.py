@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,18 @@ def test_provenance_names_what_the_run_depended_on():
     assert "crop 73→64 bicubic" in rows["preprocessing"] and "0.485" in rows["preprocessing"]
     assert rows["protocol"].startswith("I-JEPA (Assran et al., CVPR 2023)")
     assert "torch 2." in rows["versions"] and "timm 1." in rows["versions"]
+    assert "computed in" not in rows["features"]  # made before records said: no claim
+
+
+def test_provenance_says_what_numerics_computed_the_features():
+    record = _baseline("linprobe")
+    entries = record.features["entries"]
+    keys = ["float32", "bfloat16-weights"] + ["float32"] * (len(entries) - 2)
+    features = {**record.features, "entries": [
+        {**e, "compute_dtype": k} for e, k in zip(entries, keys, strict=True)
+    ]}  # fmt: skip
+    rows = dict(provenance(replace(record, features=features)))
+    assert "computed in bfloat16 (the whole model cast) and float32;" in rows["features"]
 
 
 # ---- the page -------------------------------------------------------------------------------

@@ -468,6 +468,13 @@ def _preprocessing(prep: dict[str, Any]) -> str:
     )
 
 
+def _numerics(key: str) -> str:
+    """A cache key's ``compute_dtype`` in words."""
+    if key.endswith("-weights"):
+        return f"{key.removesuffix('-weights')} (the whole model cast)"
+    return key if key == "float32" else f"{key} (matrix products under autocast)"
+
+
 def _numbers(values: Any) -> str:
     return "[" + ", ".join(f"{v:g}" for v in values) + "]" if values else "?"
 
@@ -516,11 +523,13 @@ def provenance(record: RunRecord) -> list[tuple[str, str]]:
     if record.features:
         entries = record.features.get("entries") or []
         hits = sum(bool(e.get("cache_hit")) for e in entries)
+        dtypes = sorted({_numerics(e["compute_dtype"]) for e in entries if e.get("compute_dtype")})
         rows.append((
             "features",
             f"blocks {record.features.get('layers')}, "
-            f"{', '.join(record.features.get('representations') or [])}; "
-            f"{hits} of {len(entries)} cache entries were hits",
+            f"{', '.join(record.features.get('representations') or [])}"
+            + (f", computed in {' and '.join(dtypes)}" if dtypes else "")
+            + f"; {hits} of {len(entries)} cache entries were hits",
         ))  # fmt: skip
     rows += [
         (name, _compact(value))

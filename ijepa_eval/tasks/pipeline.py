@@ -56,6 +56,7 @@ from ijepa_eval.tasks.registry import get_task
 from ijepa_eval.tasks.spec import DataSpec, MetricSpec, TaskSpec, ViewsSpec, blocks_of, parse_views
 
 if TYPE_CHECKING:  # timm and the model code load when a job runs, not when it is checked
+    from ijepa_eval.features.store import FeatureSet
     from ijepa_eval.models.vit import Encoder
 
 
@@ -552,10 +553,10 @@ def extract_inputs(
     names = job.spec.probe.representations
     for label, ds, features, views, seconds in extract_features(job, encoder, extraction, blocks):
         spent += seconds
-        entries.append({"split": label, "key": features.key, "cache_hit": features.hit})
+        entries.append({"split": label, **_entry(features)})
         for view, got in views.items():
             if view is not None:
-                entries.append({"split": label, "view": view, "key": got.key, "cache_hit": got.hit})
+                entries.append({"split": label, "view": view, **_entry(got)})
         info[label] = _describe(ds)
         trained: dict[str, torch.Tensor] | None = None
         if job.probe.inputs == "tokens":
@@ -919,6 +920,19 @@ def write_run(record: RunRecord, result: ProbeResult, results_dir: str | os.Path
         for path in written:  # files of a record that does not exist are litter
             path.unlink(missing_ok=True)
         raise
+
+
+def _entry(features: FeatureSet) -> dict[str, Any]:
+    """A record's note of one cache entry it read: its key, whether it was a hit, and the
+    numerics its features were computed in, as the cache key names them (``float32``;
+    ``bfloat16``: matrix products under autocast; ``bfloat16-weights``: the whole model cast).
+    The default differs between CPU and GPU, so a record says which."""
+    fields = features.manifest.get("key_fields") or {}
+    return {
+        "key": features.key,
+        "cache_hit": features.hit,
+        "compute_dtype": fields.get("compute_dtype"),
+    }
 
 
 def _describe(ds: Any) -> dict[str, Any]:
