@@ -97,6 +97,7 @@ def plot_leaderboard(board: Leaderboard, dest: str | os.PathLike[str]) -> list[P
         return []
     if dest.suffix.lower() == ".png":
         pngs = [Image.open(io.BytesIO(figures.png_bytes(fig))) for fig in charts.values()]
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with atomic.atomic_path(dest) as tmp:
             _stack(pngs).save(tmp, format="PNG")
         return [dest]

@@ -351,9 +351,10 @@ def panels_figure(
         axes = fig.subplots(rows, 3, squeeze=False).ravel()
         xs_all = np.asarray(table[x], dtype=float)
         for ax, (column, title) in zip(axes, shown, strict=False):
-            ys = np.asarray(table[column] if column in table else np.full(len(xs_all), np.nan))
-            keep = np.isfinite(ys.astype(float)) & np.isfinite(xs_all)
-            xs, ys = xs_all[keep], ys.astype(float)[keep]
+            missing = np.full(len(xs_all), np.nan)
+            ys = np.asarray(table[column], dtype=float) if column in table else missing
+            keep = np.isfinite(ys) & np.isfinite(xs_all)
+            xs, ys = xs_all[keep], ys[keep]
             few = len(xs) <= 30
             ax.plot(xs, ys, color=LINE, lw=1.5, marker="o" if few else None, markersize=3)
             if not len(xs):
@@ -405,7 +406,7 @@ def bars_figure(bars: Sequence[Bar], *, title: str) -> Figure:
         for y, value, spread, bar in zip(ys, values, spreads, bars, strict=True):
             ax.text(value + spread + 0.01 * right, y, f" {bar.text}", va="center", size=8)
         ax.set_yticks(ys, [b.label + (" [ref]" if b.reference else "") for b in bars])
-        ax.set_xlim(min(0.0, *values), right * 1.18)
+        ax.set_xlim(min([0.0, *values]), right * 1.18)
         ax.invert_yaxis()
         ax.set_title(title, loc="left")
         ax.grid(axis="x", color="#ececec")
