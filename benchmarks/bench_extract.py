@@ -46,7 +46,7 @@ from ijepa_eval.features.extract import cast_copy
 from ijepa_eval.models.arch import WIDTHS, VitArch
 from ijepa_eval.models.convert import save_hf
 from ijepa_eval.models.vit import Encoder
-from ijepa_eval.results.stats import bootstrap
+from ijepa_eval.results.stats import ItemScores, interval
 
 DEPTH = {"tiny": 12, "small": 12, "base": 12, "large": 24, "huge": 32}
 
@@ -100,13 +100,13 @@ def timed_all(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, f
 def round_ratios(times: dict[str, list[float]], slower: str, faster: str = "ours") -> str:
     """``times[slower] / times[faster]`` within each round (runs seconds apart, so a drift in
     the machine's speed cancels): their geometric mean with its 95% bootstrap interval over
-    rounds (the project's `results.stats.bootstrap` of the log ratios), and their range. A
-    lead is shown only where the interval's low end is above 1."""
-    logs = np.log([a / b for a, b in zip(times[slower], times[faster], strict=True)])
-    low, high = np.exp(np.percentile(bootstrap(logs)[:, 0], [2.5, 97.5]))
+    rounds (`results.stats.interval` of the log ratios), and their range. Only an interval
+    whose low end is above 1 shows a lead."""
+    logs = ItemScores(np.log([a / b for a, b in zip(times[slower], times[faster], strict=True)]))
+    low, high = np.exp(interval(logs))
     return (
-        f"{np.exp(logs.mean()):.3f}× (95% interval {low:.3f}–{high:.3f} over {len(logs)} "
-        f"rounds; rounds {np.exp(logs.min()):.2f}–{np.exp(logs.max()):.2f})"
+        f"{np.exp(logs.estimate):.3f}× (95% interval {low:.3f}–{high:.3f} over {len(logs)} "
+        f"rounds; rounds {np.exp(logs.values.min()):.2f}–{np.exp(logs.values.max()):.2f})"
     )
 
 

@@ -288,15 +288,6 @@ class Series:
     highs: Sequence[float] | None = None
 
 
-def sweep_chart(
-    series: Sequence[Series], *, metric: str, higher_is_better: bool, depth: int | None
-) -> Drawn:
-    """`sweep_figure` for the report."""
-    return to_uri(
-        sweep_figure(series, metric=metric, higher_is_better=higher_is_better, depth=depth)
-    )
-
-
 def sweep_figure(
     series: Sequence[Series],
     *,
@@ -332,11 +323,6 @@ def sweep_figure(
         if len(series) > 1:
             ax.legend(frameon=False, fontsize=8)
         return fig
-
-
-def panels(table: Mapping[str, Sequence[float]], x: str, shown: Sequence[tuple[str, str]]) -> Drawn:
-    """`panels_figure` for the report."""
-    return to_uri(panels_figure(table, x, shown))
 
 
 def panels_figure(

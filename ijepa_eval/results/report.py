@@ -595,7 +595,9 @@ def _sweep_section(swept: list[RunRecord]) -> str:
                 )
             )
         higher = recs[-1].higher_is_better[metric]
-        drawn = figures.sweep_chart(series, metric=metric, higher_is_better=higher, depth=depth)
+        drawn = figures.to_uri(
+            figures.sweep_figure(series, metric=metric, higher_is_better=higher, depth=depth)
+        )
         caption = (
             f"{task}: {metric} of the probe trained on each block alone (the newest sweep run "
             "of each block); band: 95% interval over the test items; ringed: the best block."
@@ -690,7 +692,8 @@ def _curves_section(results: Path, runs: list[RunRecord], extra: list[Path]) -> 
             kind = "the pretraining log, by step"
         else:
             kind = "the training log, by step"
-        charts.append(_figure(figures.panels(table, x, shown), f"{label}: {kind}"))
+        drawn = figures.to_uri(figures.panels_figure(table, x, shown))
+        charts.append(_figure(drawn, f"{label}: {kind}"))
     if not charts:
         charts.append(
             "<p class=note>No training logs found: none beside the runs' checkpoints, no "
